@@ -1,0 +1,105 @@
+"""Job configs as dataclasses, and their command-line and JSON forms.
+
+Each job (train, evaluate, export, ...) is a function that takes one dataclass. Its fields are
+the command's options: the default is the CLI default, `metadata["help"]` the help text,
+`metadata["positional"]` makes it a positional argument and `metadata["parse"]` turns the
+string into the field's value (e.g. `parse_size` for `512x1024`). The resolved config is
+written next to a run's outputs as JSON, so any run can be repeated.
+"""
+
+import argparse
+import dataclasses
+import json
+import types
+import typing
+
+from fastscnn_tf.labels import write_text_atomic
+
+
+def parse_size(text):
+    """`HxW` (e.g. `512x1024`) -> (H, W)."""
+    try:
+        h, w = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"size {text!r} is not HxW, e.g. 512x1024") from None
+    if h <= 0 or w <= 0:
+        raise argparse.ArgumentTypeError(f"size {text!r} must be positive")
+    return (h, w)
+
+
+def field(default, help, positional=False, parse=None, choices=None):  # noqa: A002
+    meta = {"help": help, "positional": positional, "parse": parse, "choices": choices}
+    if isinstance(default, (list, dict, set)):
+        return dataclasses.field(default_factory=lambda: type(default)(default), metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+def _base_type(annotation):
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        return args[0]
+    return annotation
+
+
+def add_arguments(parser, config_cls):
+    hints = typing.get_type_hints(config_cls)
+    for f in dataclasses.fields(config_cls):
+        meta = f.metadata
+        kind = _base_type(hints[f.name])
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        kwargs = {"help": meta.get("help", "")}
+        if meta.get("choices"):
+            kwargs["choices"] = meta["choices"]
+        if kind is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif meta.get("parse"):
+            kwargs["type"] = meta["parse"]
+        elif typing.get_origin(kind) in (list, tuple):
+            kwargs["nargs"] = "+"
+            kwargs["type"] = typing.get_args(kind)[0]
+        else:
+            kwargs["type"] = kind
+        if meta.get("positional"):
+            parser.add_argument(f.name, **kwargs)
+        else:
+            kwargs["default"] = default
+            if default is not None and kind is not bool:
+                kwargs["help"] += f" (default: {_show(default)})"
+            parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, **kwargs)
+
+
+def _show(value):
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return f"{value[0]}x{value[1]}"
+    return value
+
+
+def from_args(config_cls, namespace):
+    names = {f.name for f in dataclasses.fields(config_cls)}
+    values = {k: v for k, v in vars(namespace).items() if k in names}
+    return config_cls(**values)
+
+
+def to_json(config):
+    return json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True, default=str)
+
+
+def save_config(config, path):
+    write_text_atomic(path, to_json(config) + "\n")
+
+
+def load_config(config_cls, path):
+    """Read a config written by `save_config`; tuples come back as tuples."""
+    with open(path, encoding="utf-8") as f:
+        data = json.load(f)
+    hints = typing.get_type_hints(config_cls)
+    values = {}
+    for f in dataclasses.fields(config_cls):
+        if f.name in data:
+            value = data[f.name]
+            kind = _base_type(hints[f.name])
+            if isinstance(value, list) and typing.get_origin(kind) is tuple:
+                value = tuple(value)
+            values[f.name] = value
+    return config_cls(**values)

@@ -1,0 +1,154 @@
+"""Class names, colours and ignore index: the one source for Python and the Android core.
+
+Every exported model gets a `labels.txt` beside it, one class per line in class-index order,
+`name<TAB>#RRGGBB`. Lines that are empty or start with `#` are comments. The Kotlin core in
+`android_demo/core` parses the same format, so colours and class order cannot drift apart.
+"""
+
+import dataclasses
+import os
+import tempfile
+
+
+@dataclasses.dataclass(frozen=True)
+class LabelSet:
+    """Names and display colours of a dataset's classes.
+
+    Args:
+        names: class names in class-index order.
+        colors: one `(r, g, b)` per class.
+        ignore_index: label value excluded from loss and metrics (not a class).
+    """
+
+    names: tuple
+    colors: tuple
+    ignore_index: int = 255
+
+    def __post_init__(self):
+        if len(self.names) != len(self.colors):
+            raise ValueError(f"{len(self.names)} class names but {len(self.colors)} colours.")
+        if 0 <= self.ignore_index < len(self.names):
+            raise ValueError(
+                f"ignore_index={self.ignore_index} collides with class "
+                f"{self.names[self.ignore_index]!r}; use a value >= {len(self.names)}."
+            )
+
+    @property
+    def num_classes(self):
+        return len(self.names)
+
+
+def default_colors(num_classes):
+    """Distinct deterministic colours for datasets that name no palette (bit-interleaved, as
+    the PASCAL VOC palette)."""
+    colors = []
+    for index in range(num_classes):
+        r = g = b = 0
+        c = index + 1  # start at 1 so that class 0 is not black
+        for shift in range(7, -1, -1):
+            r |= ((c >> 0) & 1) << shift
+            g |= ((c >> 1) & 1) << shift
+            b |= ((c >> 2) & 1) << shift
+            c >>= 3
+        colors.append((r, g, b))
+    return tuple(colors)
+
+
+def generic(num_classes, ignore_index=255):
+    names = tuple(f"class_{i}" for i in range(num_classes))
+    return LabelSet(names, default_colors(num_classes), ignore_index)
+
+
+# CamVid in SegNet's 11-class layout; label 11 ("void") is ignored.
+CAMVID = LabelSet(
+    names=(
+        "sky", "building", "pole", "road", "sidewalk", "tree",
+        "sign", "fence", "car", "pedestrian", "bicyclist",
+    ),
+    colors=(
+        (128, 128, 128), (128, 0, 0), (192, 192, 128), (128, 64, 128), (60, 40, 222),
+        (128, 128, 0), (192, 128, 128), (64, 64, 128), (64, 0, 128), (64, 64, 0),
+        (0, 128, 192),
+    ),
+    ignore_index=11,
+)  # fmt: skip
+
+# Cityscapes' 19 evaluation classes (trainIds) with the official colours.
+CITYSCAPES = LabelSet(
+    names=(
+        "road", "sidewalk", "building", "wall", "fence", "pole", "traffic light",
+        "traffic sign", "vegetation", "terrain", "sky", "person", "rider", "car", "truck",
+        "bus", "train", "motorcycle", "bicycle",
+    ),
+    colors=(
+        (128, 64, 128), (244, 35, 232), (70, 70, 70), (102, 102, 156), (190, 153, 153),
+        (153, 153, 153), (250, 170, 30), (220, 220, 0), (107, 142, 35), (152, 251, 152),
+        (70, 130, 180), (220, 20, 60), (255, 0, 0), (0, 0, 142), (0, 0, 70), (0, 60, 100),
+        (0, 80, 100), (0, 0, 230), (119, 11, 32),
+    ),
+    ignore_index=255,
+)  # fmt: skip
+
+
+def format_labels(labels):
+    lines = [f"# {labels.num_classes} classes; ignore_index={labels.ignore_index}"]
+    for name, (r, g, b) in zip(labels.names, labels.colors, strict=True):
+        if "\t" in name or "\n" in name:
+            raise ValueError(f"class name {name!r} may not contain tabs or newlines.")
+        lines.append(f"{name}\t#{r:02X}{g:02X}{b:02X}")
+    return "\n".join(lines) + "\n"
+
+
+def parse_labels(text, source="labels.txt"):
+    """Parse the `labels.txt` format; classes without a colour get `default_colors`."""
+    names, colors = [], []
+    ignore_index = 255
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip("\r")
+        if line.startswith("#"):
+            if "ignore_index=" in line:
+                ignore_index = int(line.split("ignore_index=")[1].split()[0])
+            continue
+        if not line.strip():
+            continue
+        name, _, color = line.partition("\t")
+        color = color.strip()
+        if color:
+            if len(color) != 7 or color[0] != "#":
+                raise ValueError(f"{source}:{number}: colour {color!r} is not #RRGGBB.")
+            try:
+                rgb = tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
+            except ValueError:
+                raise ValueError(f"{source}:{number}: colour {color!r} is not #RRGGBB.") from None
+        else:
+            rgb = None
+        names.append(name.strip())
+        colors.append(rgb)
+    if not names:
+        raise ValueError(f"{source}: no class names found.")
+    fallback = default_colors(len(names))
+    colors = tuple(c if c is not None else fallback[i] for i, c in enumerate(colors))
+    return LabelSet(tuple(names), colors, ignore_index)
+
+
+def read_labels(path):
+    with open(path, encoding="utf-8") as f:
+        return parse_labels(f.read(), source=str(path))
+
+
+def write_text_atomic(path, text):
+    """Write a text file so that a reader never sees it half-written."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def write_labels(path, labels):
+    write_text_atomic(path, format_labels(labels))

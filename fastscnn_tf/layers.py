@@ -1,0 +1,127 @@
+"""Layers that Keras' built-ins cannot express for Fast-SCNN.
+
+Both layers work on dynamic `(None, None)` maps for training and reduce to constants when the
+spatial size is static, so that an exported TFLite graph holds only builtin ops with static
+shapes (RESIZE_BILINEAR, TRANSPOSE, FULLY_CONNECTED / BATCH_MATMUL).
+"""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+
+def adaptive_bin_edges(size, bins):
+    """PyTorch `AdaptiveAvgPool` bin edges: bin i covers [floor(i*size/bins), ceil((i+1)*size/bins))."""
+    i = np.arange(bins)
+    start = (i * size) // bins
+    end = -((-(i + 1) * size) // bins)
+    return start, end
+
+
+def adaptive_pool_matrix(size, bins):
+    """(bins, size) matrix whose row i averages the positions of bin i (numpy, static sizes)."""
+    start, end = adaptive_bin_edges(size, bins)
+    pos = np.arange(size)
+    inside = (pos[None, :] >= start[:, None]) & (pos[None, :] < end[:, None])
+    return (inside / (end - start)[:, None]).astype(np.float32)
+
+
+def _pool_matrix_dynamic(size, bins, dtype):
+    """Same as `adaptive_pool_matrix` for a size only known when the graph runs."""
+    i = tf.range(bins)
+    start = (i * size) // bins
+    end = -((-(i + 1) * size) // bins)
+    pos = tf.range(size)
+    inside = (pos[None, :] >= start[:, None]) & (pos[None, :] < end[:, None])
+    return tf.cast(inside, dtype) / tf.cast(end - start, dtype)[:, None]
+
+
+@keras.saving.register_keras_serializable(package="fastscnn_tf")
+class AdaptiveAveragePooling(keras.layers.Layer):
+    """Average pooling to a fixed `bins x bins` grid with PyTorch's adaptive bin edges.
+
+    Bins overlap where the map is not divisible by `bins` (a 16x32 map with bins 3 or 6); each
+    output averages its own rectangle exactly. The average over a rectangle factorises into a
+    row average and a column average, so the layer is two small matrix products instead of one
+    slice-and-mean per bin.
+
+    Args:
+        bins: number of bins along each spatial axis.
+
+    Reference: Zhao et al., "Pyramid Scene Parsing Network", CVPR 2017 (the pyramid pooling
+    module that Fast-SCNN reuses).
+
+    Example:
+        >>> AdaptiveAveragePooling(3)(np.ones((1, 16, 32, 8), "float32")).shape
+        TensorShape([1, 3, 3, 8])
+    """
+
+    def __init__(self, bins, **kwargs):
+        super().__init__(**kwargs)
+        self.bins = int(bins)
+
+    def _matrix(self, static, dynamic):
+        if static is not None:
+            return tf.constant(adaptive_pool_matrix(static, self.bins), dtype=self.compute_dtype)
+        return _pool_matrix_dynamic(dynamic, self.bins, self.compute_dtype)
+
+    def call(self, x):
+        dyn = tf.shape(x)
+        rows = self._matrix(x.shape[1], dyn[1])  # (bins, H)
+        cols = self._matrix(x.shape[2], dyn[2])  # (bins, W)
+        # N,H,W,C -> N,W,C,H: contract H with the row matrix on the last axis.
+        y = tf.matmul(tf.transpose(x, [0, 2, 3, 1]), rows, transpose_b=True)  # N,W,C,b
+        y = tf.matmul(tf.transpose(y, [0, 3, 2, 1]), cols, transpose_b=True)  # N,b,C,b
+        return tf.transpose(y, [0, 1, 3, 2])  # N,b,b,C
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], self.bins, self.bins, input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "bins": self.bins}
+
+
+@keras.saving.register_keras_serializable(package="fastscnn_tf")
+class ResizeLike(keras.layers.Layer):
+    """Bilinear resize of `inputs[0]` to the spatial size of `inputs[1]`.
+
+    Fast-SCNN's reference upsamples its low-resolution stream by a fixed factor of 4, which
+    breaks whenever the 1/32 map is not exactly a quarter of the 1/8 map (a 360x480 input).
+    Resizing to the size of the map it is fused with works at any input size.
+
+    Args:
+        align_corners: corner-aligned sampling as in the PyTorch reference
+            (`F.interpolate(..., align_corners=True)`); False uses half-pixel centres, which
+            TFLite's XNNPACK and GPU delegates and tf.image all treat as the default.
+
+    Example:
+        >>> ResizeLike()([np.zeros((1, 4, 4, 2)), np.zeros((1, 9, 7, 1))]).shape
+        TensorShape([1, 9, 7, 2])
+    """
+
+    def __init__(self, align_corners=False, **kwargs):
+        super().__init__(**kwargs)
+        self.align_corners = bool(align_corners)
+
+    def call(self, inputs):
+        x, like = inputs
+        h, w = like.shape[1], like.shape[2]
+        if h is None or w is None:
+            size = tf.shape(like)[1:3]
+        else:
+            size = (h, w)
+        y = tf.raw_ops.ResizeBilinear(
+            images=x,
+            size=size,
+            align_corners=self.align_corners,
+            half_pixel_centers=not self.align_corners,
+        )
+        # ResizeBilinear always returns float32; keep the layer's dtype under mixed precision.
+        return tf.cast(y, self.compute_dtype)
+
+    def compute_output_shape(self, input_shapes):
+        x, like = input_shapes
+        return (x[0], like[1], like[2], x[3])
+
+    def get_config(self):
+        return {**super().get_config(), "align_corners": self.align_corners}

@@ -1,0 +1,64 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fastscnn_tf.layers import AdaptiveAveragePooling, ResizeLike, adaptive_bin_edges
+
+
+def numpy_adaptive_avg_pool(x, bins):
+    """Straight transcription of PyTorch's AdaptiveAvgPool2d: one mean per (i, j) rectangle."""
+    n, h, w, c = x.shape
+    out = np.zeros((n, bins, bins, c), np.float64)
+    for i in range(bins):
+        h0, h1 = (i * h) // bins, int(np.ceil((i + 1) * h / bins))
+        for j in range(bins):
+            w0, w1 = (j * w) // bins, int(np.ceil((j + 1) * w / bins))
+            out[:, i, j] = x[:, h0:h1, w0:w1].mean(axis=(1, 2))
+    return out
+
+
+def test_bin_edges_overlap_where_not_divisible():
+    start, end = adaptive_bin_edges(16, 6)
+    np.testing.assert_array_equal(start, [0, 2, 5, 8, 10, 13])
+    np.testing.assert_array_equal(end, [3, 6, 8, 11, 14, 16])
+
+
+@pytest.mark.parametrize("bins", [1, 2, 3, 6])
+@pytest.mark.parametrize("size", [(16, 32), (15, 23), (12, 15)])
+def test_adaptive_pool_matches_numpy_static(bins, size):
+    x = np.random.default_rng(0).normal(size=(2, *size, 5)).astype("float32")
+    layer = AdaptiveAveragePooling(bins)
+    np.testing.assert_allclose(layer(x), numpy_adaptive_avg_pool(x, bins), atol=1e-5)
+
+
+def test_adaptive_pool_matches_numpy_dynamic_shape():
+    layer = AdaptiveAveragePooling(6)
+    fn = tf.function(layer, input_signature=[tf.TensorSpec((None, None, None, 3), tf.float32)])
+    for size in [(16, 32), (13, 7)]:
+        x = np.random.default_rng(1).normal(size=(1, *size, 3)).astype("float32")
+        np.testing.assert_allclose(fn(x), numpy_adaptive_avg_pool(x, 6), atol=1e-5)
+
+
+def test_resize_like_align_corners_keeps_corners():
+    x = np.random.default_rng(2).normal(size=(1, 4, 5, 2)).astype("float32")
+    like = np.zeros((1, 13, 17, 1), "float32")
+    y = ResizeLike(align_corners=True)([x, like]).numpy()
+    assert y.shape == (1, 13, 17, 2)
+    for r, c in [(0, 0), (0, -1), (-1, 0), (-1, -1)]:
+        np.testing.assert_allclose(y[0, r, c], x[0, r, c], atol=1e-6)
+
+
+def test_resize_like_half_pixel_matches_numpy_2x():
+    # Half-pixel bilinear 2x upsampling of a row [a, b]: a, .75a+.25b, .25a+.75b, b.
+    x = np.array([1.0, 5.0], "float32").reshape(1, 1, 2, 1)
+    like = np.zeros((1, 1, 4, 1), "float32")
+    y = ResizeLike()([x, like]).numpy().ravel()
+    np.testing.assert_allclose(y, [1.0, 2.0, 4.0, 5.0], atol=1e-6)
+
+
+def test_layers_config_round_trip():
+    for layer in (AdaptiveAveragePooling(3, name="p"), ResizeLike(True, name="r")):
+        clone = type(layer).from_config(layer.get_config())
+        assert clone.get_config() == layer.get_config()
+    assert keras.saving.get_registered_object("fastscnn_tf>ResizeLike") is ResizeLike
