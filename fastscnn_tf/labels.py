@@ -9,6 +9,8 @@ import dataclasses
 import os
 import tempfile
 
+HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
+
 
 @dataclasses.dataclass(frozen=True)
 class LabelSet:
@@ -114,14 +116,14 @@ def parse_labels(text, source="labels.txt"):
         name, _, color = line.partition("\t")
         color = color.strip()
         if color:
-            if len(color) != 7 or color[0] != "#":
+            # Same strictness as the Kotlin core: exactly six hex digits, no signs.
+            if len(color) != 7 or color[0] != "#" or any(c not in HEX_DIGITS for c in color[1:]):
                 raise ValueError(f"{source}:{number}: colour {color!r} is not #RRGGBB.")
-            try:
-                rgb = tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
-            except ValueError:
-                raise ValueError(f"{source}:{number}: colour {color!r} is not #RRGGBB.") from None
+            rgb = tuple(int(color[i : i + 2], 16) for i in (1, 3, 5))
         else:
             rgb = None
+        if not name.strip():
+            raise ValueError(f"{source}:{number}: empty class name.")
         names.append(name.strip())
         colors.append(rgb)
     if not names:

@@ -1,0 +1,214 @@
+"""The Python end of the Android demo (`android_demo/`): its assets and its golden vectors.
+
+`copy_assets` puts an exported model and the `labels.txt` beside it into the app, after checking
+that the app can run them. `make_golden` runs one real image through `fastscnn_tf.imageops` and
+the LiteRT interpreter and writes every intermediate, so that the Kotlin core's tests prove it
+computes the same bytes as Python.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from fastscnn_tf import imageops
+from fastscnn_tf import labels as labels_lib
+from fastscnn_tf.config import field
+
+ASSET_MODEL = "fastscnn_int8.tflite"  # the app's default model asset name
+ASSET_LABELS = "labels.txt"
+GOLDEN_MODEL = "model.tflite"
+GOLDEN_DIR = os.path.join("android_demo", "core", "src", "test", "resources", "golden")
+APP_ASSETS = os.path.join("android_demo", "app", "src", "main", "assets")
+
+
+@dataclasses.dataclass
+class AssetsConfig:
+    model: str = field("", "exported .tflite to ship; the labels.txt beside it goes along")
+    dest: str = field(APP_ASSETS, "the app's assets folder")
+
+
+def _require_model(model_path):
+    model_path = os.fspath(model_path)
+    if not os.path.isfile(model_path):
+        raise FileNotFoundError(f"model {model_path!r} does not exist.")
+    with open(model_path, "rb") as f:
+        header = f.read(8)
+    if header[4:8] != b"TFL3":  # the FlatBuffer file identifier of every .tflite
+        raise ValueError(f"{model_path!r} is not a TFLite model (no TFL3 identifier).")
+    labels_path = os.path.join(os.path.dirname(os.path.abspath(model_path)), ASSET_LABELS)
+    if not os.path.isfile(labels_path):
+        raise FileNotFoundError(
+            f"no {ASSET_LABELS} beside {model_path!r}: the app reads its class names and "
+            "colours from the labels file exported with the model."
+        )
+    return model_path, labels_path
+
+
+def _tensor_info(detail):
+    scale, zero_point = detail["quantization"]
+    return {
+        "shape": [int(v) for v in detail["shape"]],
+        "dtype": np.dtype(detail["dtype"]).name,
+        "scale": float(scale),
+        "zero_point": int(zero_point),
+    }
+
+
+def output_kind(input_info, output_info, num_labels):
+    """The output kind, "mask" or "logits", if the app can run the model (its contract and
+    messages are the Kotlin `ModelSpec.of`'s); a ValueError saying why not otherwise."""
+    shape, dtype = input_info["shape"], input_info["dtype"]
+    if len(shape) != 4 or shape[0] != 1 or shape[3] != 3 or dtype != "uint8":
+        raise ValueError(
+            f"model input must be [1, H, W, 3] uint8 (RGB bytes), got {shape} {dtype}; "
+            "export the model with uint8 input."
+        )
+    shape, dtype = output_info["shape"], output_info["dtype"]
+    if len(shape) == 3 and shape[0] == 1 and dtype == "uint8":
+        if num_labels > 256:
+            raise ValueError(
+                f"a uint8 mask can index 256 classes, but labels.txt has {num_labels}."
+            )
+        return "mask"
+    if len(shape) == 4 and shape[0] == 1 and dtype in ("float32", "uint8", "int8"):
+        if shape[3] != num_labels:
+            raise ValueError(
+                f"the model scores {shape[3]} classes but labels.txt has {num_labels}; "
+                "use the labels.txt exported with this model."
+            )
+        if dtype != "float32" and output_info["scale"] <= 0:
+            raise ValueError("quantized logits need a scale > 0 to keep their order.")
+        return "logits"
+    raise ValueError(
+        f"model output must be a [1, H, W] uint8 mask or [1, h, w, C] logits, got {shape} {dtype}."
+    )
+
+
+def _interpreter(model_path):
+    from ai_edge_litert.interpreter import Interpreter  # heavy; only these functions need it
+
+    interpreter = Interpreter(model_path=os.fspath(model_path))
+    interpreter.allocate_tensors()
+    return interpreter
+
+
+def _copy_atomic(src, dest):
+    # A half-copied model in the app's assets would fail on the device, far from its cause.
+    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".tmp-")
+    os.close(fd)
+    try:
+        shutil.copyfile(src, tmp)
+        os.replace(tmp, dest)
+    except BaseException:
+        os.unlink(tmp)
+        raise
+
+
+def copy_assets(model_path, dest_dir, model_name=ASSET_MODEL):
+    """Copy an exported `.tflite` and the `labels.txt` beside it into the app's assets.
+
+    Args:
+        model_path: the exported model; its folder must hold the `labels.txt` written with it.
+        dest_dir: the app's assets folder, `android_demo/app/src/main/assets`.
+        model_name: file name in the assets; the app loads `fastscnn_int8.tflite`.
+
+    Both files are checked first (a TFLite model with uint8 input and a mask or logits
+    output that agrees with the labels), then each is replaced atomically.
+    Returns the paths written.
+    """
+    model_path, labels_path = _require_model(model_path)
+    labels = labels_lib.read_labels(labels_path)
+    interpreter = _interpreter(model_path)
+    output_kind(
+        _tensor_info(interpreter.get_input_details()[0]),
+        _tensor_info(interpreter.get_output_details()[0]),
+        labels.num_classes,
+    )
+    os.makedirs(dest_dir, exist_ok=True)
+    written = (os.path.join(dest_dir, model_name), os.path.join(dest_dir, ASSET_LABELS))
+    for src, dest in zip((model_path, labels_path), written, strict=True):
+        _copy_atomic(src, dest)
+    return written
+
+
+def run(config):
+    """`fastscnn android-assets`: `copy_assets` from the command line."""
+    if not config.model:
+        raise ValueError("--model is required: the exported .tflite to put in the app.")
+    model, labels = copy_assets(config.model, config.dest)
+    print(f"wrote {model} and {labels}; rebuild the app to use them")
+    return 0
+
+
+def _write_bytes(path, data):
+    with open(path, "wb") as f:
+        f.write(data)
+
+
+def make_golden(model_path, image_path, out_dir, frame_size=(180, 240), opacity=128):
+    """Write golden vectors for the Kotlin core's tests from one real image.
+
+    The image is resized with PIL to `frame_size` (H, W) and becomes the camera frame; then
+    `imageops` makes the model input, the LiteRT interpreter runs the model, and `imageops`
+    turns its output into the overlay. Files written to `out_dir`:
+
+    - `frame_argb.bin`: the frame, int32 big-endian 0xAARRGGBB, row-major.
+    - `input_rgb.bin`: the uint8 input tensor (H, W, 3).
+    - `output.bin`: the interpreter's raw output tensor (float32 little-endian).
+    - `class_map.bin`: the decoded class map at the output's size, uint8.
+    - `overlay_argb.bin`: the overlay at frame size, int32 big-endian.
+    - `meta.json` (sizes, tensors, opacity, labels), `labels.txt` and the model as
+      `model.tflite`, so that Python can re-check the vectors later.
+
+    Returns the metadata written to `meta.json`.
+    """
+    from PIL import Image
+
+    model_path, labels_path = _require_model(model_path)
+    labels = labels_lib.read_labels(labels_path)
+    interpreter = _interpreter(model_path)
+    input_detail = interpreter.get_input_details()[0]
+    output_detail = interpreter.get_output_details()[0]
+    input_info, output_info = _tensor_info(input_detail), _tensor_info(output_detail)
+    kind = output_kind(input_info, output_info, labels.num_classes)
+    frame_h, frame_w = frame_size
+
+    with Image.open(image_path) as image:
+        rgb = image.convert("RGB").resize((frame_w, frame_h), Image.Resampling.BILINEAR)
+    frame = imageops.rgb_to_argb(np.asarray(rgb))
+    model_input = imageops.frame_to_input(frame, *input_info["shape"][1:3])
+    interpreter.set_tensor(input_detail["index"], model_input[None])
+    interpreter.invoke()
+    raw = interpreter.get_tensor(output_detail["index"])[0]
+    class_map = imageops.decode_output(raw, kind)
+    if class_map.max() > 255:
+        raise ValueError("class_map.bin stores uint8; this model has more than 256 classes.")
+    frame_classes = imageops.resize_nearest(class_map, frame_h, frame_w)
+    overlay = imageops.overlay(frame, frame_classes, labels.colors, opacity)
+
+    os.makedirs(out_dir, exist_ok=True)
+    _write_bytes(os.path.join(out_dir, "frame_argb.bin"), frame.astype(">u4").tobytes())
+    _write_bytes(os.path.join(out_dir, "input_rgb.bin"), model_input.tobytes())
+    little_endian = raw.astype(raw.dtype.newbyteorder("<"))  # the byte order of Android ABIs
+    _write_bytes(os.path.join(out_dir, "output.bin"), little_endian.tobytes())
+    _write_bytes(os.path.join(out_dir, "class_map.bin"), class_map.astype(np.uint8).tobytes())
+    _write_bytes(os.path.join(out_dir, "overlay_argb.bin"), overlay.astype(">u4").tobytes())
+    shutil.copyfile(labels_path, os.path.join(out_dir, ASSET_LABELS))
+    if os.path.abspath(model_path) != os.path.abspath(os.path.join(out_dir, GOLDEN_MODEL)):
+        shutil.copyfile(model_path, os.path.join(out_dir, GOLDEN_MODEL))
+    meta = {
+        "source_image": os.path.basename(os.fspath(image_path)),
+        "frame": {"height": frame_h, "width": frame_w},
+        "opacity": opacity,
+        "input": input_info,
+        "output": output_info,
+        "output_kind": kind,
+        "labels": list(labels.names),
+        "colors": ["#{:02X}{:02X}{:02X}".format(*c) for c in labels.colors],
+    }
+    _write_bytes(os.path.join(out_dir, "meta.json"), (json.dumps(meta, indent=2) + "\n").encode())
+    return meta
