@@ -67,12 +67,17 @@ class AdaptiveAveragePooling(keras.layers.Layer):
 
     def call(self, x):
         dyn = tf.shape(x)
+        h, w, c = (x.shape[i] if x.shape[i] is not None else dyn[i] for i in (1, 2, 3))
         rows = self._matrix(x.shape[1], dyn[1])  # (bins, H)
         cols = self._matrix(x.shape[2], dyn[2])  # (bins, W)
-        # N,H,W,C -> N,W,C,H: contract H with the row matrix on the last axis.
-        y = tf.matmul(tf.transpose(x, [0, 2, 3, 1]), rows, transpose_b=True)  # N,W,C,b
-        y = tf.matmul(tf.transpose(y, [0, 3, 2, 1]), cols, transpose_b=True)  # N,b,C,b
-        return tf.transpose(y, [0, 1, 3, 2])  # N,b,b,C
+        # Plain 2-D matmuls: TF 2.21's oneDNN BatchMatMul with a broadcast rank-2 operand
+        # returns garbage for batch > 1 (seen with bins=1); 2-D products are exact and lower
+        # to TFLite FULLY_CONNECTED.
+        y = tf.reshape(tf.transpose(x, [0, 2, 3, 1]), [-1, h])  # (N*W*C, H)
+        y = tf.reshape(tf.matmul(y, rows, transpose_b=True), [-1, w, c, self.bins])
+        y = tf.reshape(tf.transpose(y, [0, 3, 2, 1]), [-1, w])  # (N*b*C, W)
+        y = tf.reshape(tf.matmul(y, cols, transpose_b=True), [-1, self.bins, c, self.bins])
+        return tf.transpose(y, [0, 1, 3, 2])  # (N, b, b, C)
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], self.bins, self.bins, input_shape[3])

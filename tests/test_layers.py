@@ -62,3 +62,12 @@ def test_layers_config_round_trip():
         clone = type(layer).from_config(layer.get_config())
         assert clone.get_config() == layer.get_config()
     assert keras.saving.get_registered_object("fastscnn_tf>ResizeLike") is ResizeLike
+
+
+@pytest.mark.parametrize("shape", [(2, 1, 8), (2, 4, 4), (3, 2, 4)])
+def test_adaptive_pool_batched_global_average(shape):
+    # Regression: TF 2.21's oneDNN BatchMatMul with a broadcast operand returned garbage here.
+    n, h, w = shape
+    x = np.random.default_rng(5).uniform(size=(n, h, w, 128)).astype("float32")
+    got = AdaptiveAveragePooling(1)(x).numpy()
+    np.testing.assert_allclose(got, x.mean(axis=(1, 2), keepdims=True), atol=1e-6)

@@ -34,6 +34,17 @@ def test_dynamic_input_and_aux_outputs(dynamic_model):
     assert dynamic_model.output_names == ["logits", "aux_logits", "aux2_logits"]
 
 
+def test_batch_elements_are_independent():
+    # Regression: a broadcast BatchMatMul in pyramid pooling gave garbage for batch > 1 under
+    # TF's oneDNN kernels; each sample must equal the same sample run alone.
+    model = FastSCNN(5, include_preprocessing=True)
+    _randomize_bn(model)
+    x = np.random.default_rng(4).uniform(0, 255, (3, 64, 96, 3)).astype("float32")
+    together = model(x).numpy()
+    for i in range(3):
+        np.testing.assert_allclose(together[i], model(x[i : i + 1]).numpy()[0], atol=1e-4)
+
+
 def test_outputs_depend_on_aux_flags():
     assert len(FastSCNN(3, aux=True).outputs) == 2
     assert len(FastSCNN(3, aux2=True).outputs) == 2
