@@ -26,6 +26,7 @@ import tensorflow as tf
 from PIL import Image
 
 from fastscnn_tf import augment as aug
+from fastscnn_tf import config as cfg
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf import synthetic
 from fastscnn_tf.labels import LabelSet
@@ -732,3 +733,44 @@ def _from_tfds_builder(builder, name, layout, split, num_classes, ignore_index, 
     dataset = records.map(decode, num_parallel_calls=AUTOTUNE)
     name = f"tfds:{name} ({tfds_split})"
     return Source(dataset, labels, count, name, records, decode, shuffle_buffer=buffer)
+
+
+@dataclasses.dataclass
+class WriteDataConfig:
+    dataset: str = cfg.field(
+        "synthetic", "data set spec: synthetic | folder:PATH | tfds:NAME | ..."
+    )
+    split: str = cfg.field("val", "split to write")
+    out: str = cfg.field("runs/data", "output folder: images/SPLIT, masks/SPLIT, labels.txt")
+    count: int = cfg.field(8, "number of examples to write (0: all)")
+    seed: int = cfg.field(0, "seed of the synthetic generator")
+
+
+def write_folder(source, out, split, count=0):
+    """Write a source's examples as a folder data set: `images/SPLIT/*.png`, `masks/SPLIT/*.png`
+    (index PNGs) and `labels.txt`; `load_source("folder:OUT", split)` reads it back."""
+    image_dir = os.path.join(out, "images", split)
+    mask_dir = os.path.join(out, "masks", split)
+    os.makedirs(image_dir, exist_ok=True)
+    os.makedirs(mask_dir, exist_ok=True)
+    dataset = source.dataset.take(count) if count > 0 else source.dataset
+    written = 0
+    for index, example in enumerate(dataset.as_numpy_iterator()):
+        stem = f"{index:05d}.png"
+        _save_png_atomic(Image.fromarray(example["image"]), os.path.join(image_dir, stem))
+        _save_png_atomic(Image.fromarray(example["mask"]), os.path.join(mask_dir, stem))
+        written += 1
+    labels_lib.write_labels(os.path.join(out, "labels.txt"), source.labels)
+    return written
+
+
+def _save_png_atomic(picture, path):
+    tmp = f"{path}.tmp"
+    picture.save(tmp, format="PNG")
+    os.replace(tmp, path)
+
+
+def run_write_data(config):
+    source = load_source(config.dataset, config.split, seed=config.seed)
+    written = write_folder(source, config.out, config.split, config.count)
+    print(f"wrote {written} {config.split} examples of {source.name} to {config.out}")

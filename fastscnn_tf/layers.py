@@ -11,7 +11,7 @@ import tensorflow as tf
 
 
 def adaptive_bin_edges(size, bins):
-    """PyTorch `AdaptiveAvgPool` bin edges: bin i covers [floor(i*size/bins), ceil((i+1)*size/bins))."""
+    """PyTorch `AdaptiveAvgPool` bin edges: bin i covers [⌊i·size/bins⌋, ⌈(i+1)·size/bins⌉)."""
     i = np.arange(bins)
     start = (i * size) // bins
     end = -((-(i + 1) * size) // bins)

@@ -28,8 +28,10 @@ def summarize(config):
         params = int(sum(w.numpy().size for w in layer.weights))
         if config.layers and (macs or params):
             shape = "x".join(str(d) for d in layer.output.shape[1:])
-            rows.append(f"{layer.name:<28} {type(layer).__name__:<24} {shape:>16} "
-                        f"{params:>10,} {macs / 1e6:>10.2f}")
+            rows.append(
+                f"{layer.name:<28} {type(layer).__name__:<24} {shape:>16} "
+                f"{params:>10,} {macs / 1e6:>10.2f}"
+            )
     header = f"{'layer':<28} {'type':<24} {'output':>16} {'params':>10} {'MMACs':>10}"
     lines = [header, "-" * len(header), *rows] if config.layers else []
     h, w = config.size

@@ -422,3 +422,14 @@ def test_tfds_missing_dataset(tmp_path, monkeypatch):
         data.load_source("tfds:oxford_iiit_pet")
     with pytest.raises(FileNotFoundError, match="tfds:no_such_set: not found"):
         data.load_source("tfds:no_such_set", num_classes=2)
+
+
+def test_write_folder_round_trips_through_folder_source(tmp_path):
+    source = data.load_source("synthetic:4", "val")
+    assert data.write_folder(source, str(tmp_path), "val") == 4
+    back = data.load_source(f"folder:{tmp_path}", "val")
+    assert back.labels.names == source.labels.names
+    pairs = zip(source.dataset.as_numpy_iterator(), back.dataset.as_numpy_iterator(), strict=True)
+    for a, b in pairs:
+        np.testing.assert_array_equal(a["image"], b["image"])
+        np.testing.assert_array_equal(a["mask"], b["mask"])

@@ -1,0 +1,243 @@
+"""One runtime for both model kinds: a `.keras` model or a `.tflite` file behind one interface.
+
+Evaluate, predict and benchmark call `load_runtime(path).segment(images)`, so the parity of a
+quantized TFLite model is measured by exactly the code that measures the Keras model. Images
+go in as uint8 RGB `(N, H, W, 3)` at any size; class maps come back at the images' size.
+Where the model has a static input size, images are resized to it (bilinear) and the output
+back to the image size (logits bilinear then argmax; a class-mask output nearest).
+"""
+
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from fastscnn_tf import labels as labels_lib
+
+KINDS = {".keras": "keras", ".tflite": "tflite"}
+MIN_INPUT_SIZE = 64
+
+
+def labels_beside(path):
+    """`labels.txt` in the model's folder, or None."""
+    candidate = os.path.join(os.path.dirname(os.path.abspath(path)), "labels.txt")
+    return candidate if os.path.exists(candidate) else None
+
+
+def _check_images(images):
+    images = np.asarray(images)
+    if images.ndim == 3:
+        images = images[None]
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected RGB images (N, H, W, 3), got shape {images.shape}.")
+    if images.dtype != np.uint8:
+        raise ValueError(f"expected uint8 images in [0, 255], got dtype {images.dtype}.")
+    return images
+
+
+def _resize_images(images, size):
+    if tuple(images.shape[1:3]) == tuple(size):
+        return images
+    resized = tf.image.resize(tf.cast(images, tf.float32), size, method="bilinear")
+    return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
+
+
+def logits_to_classes(logits, size):
+    """(N, h, w, C) scores -> int32 (N, H, W) classes, resizing scores bilinearly first."""
+    if tuple(logits.shape[1:3]) != tuple(size):
+        logits = tf.image.resize(logits, size, method="bilinear").numpy()
+    return np.argmax(logits, axis=-1).astype(np.int32)
+
+
+def mask_to_size(mask, size):
+    """(N, h, w) class map -> int32 (N, H, W) by nearest-neighbour resizing."""
+    mask = mask.astype(np.int32)
+    if tuple(mask.shape[1:3]) == tuple(size):
+        return mask
+    resized = tf.image.resize(mask[..., None], size, method="nearest")
+    return resized.numpy()[..., 0].astype(np.int32)
+
+
+class Runtime:
+    """A segmentation model that maps uint8 RGB images to class maps.
+
+    Attributes:
+        kind: "keras" or "tflite".
+        path: the model file.
+        input_size: the model's static input `(H, W)`, or None for a dynamic Keras model.
+        num_classes: number of classes the model predicts.
+        labels: the `LabelSet` from `labels.txt` beside the model, or None.
+        output_kind: "logits", "probabilities" or "mask" (TFLite); "logits" for Keras.
+    """
+
+    kind = ""
+
+    def __init__(self, path, input_size, num_classes, output_kind):
+        self.path = str(path)
+        self.input_size = input_size
+        self.num_classes = int(num_classes)
+        self.output_kind = output_kind
+        self.labels = None
+        labels_path = labels_beside(path)
+        if labels_path is not None:
+            labels = labels_lib.read_labels(labels_path)
+            if labels.num_classes != self.num_classes:
+                raise ValueError(
+                    f"{labels_path} lists {labels.num_classes} classes but the model {path} "
+                    f"predicts {self.num_classes}."
+                )
+            self.labels = labels
+
+    def _model_size(self, images):
+        if self.input_size is not None:
+            return self.input_size
+        h, w = images.shape[1:3]
+        if min(h, w) < MIN_INPUT_SIZE:
+            raise ValueError(
+                f"image {h}x{w} is smaller than the {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} "
+                f"Fast-SCNN needs (the model {self.path} runs at the image's own size)."
+            )
+        return (h, w)
+
+    def _run(self, images):
+        """uint8 images at the model's input size -> raw output (scores or mask)."""
+        raise NotImplementedError
+
+    def logits(self, images):
+        """Float32 scores `(N, h, w, C)` as the model outputs them (its own resolution)."""
+        if self.output_kind == "mask":
+            raise ValueError(f"{self.path} outputs a class mask, not logits or probabilities.")
+        images = _check_images(images)
+        return self._run(_resize_images(images, self._model_size(images)))
+
+    def segment(self, images):
+        """uint8 `(N, H, W, 3)` -> int32 class maps `(N, H, W)` at the images' size."""
+        images = _check_images(images)
+        size = tuple(images.shape[1:3])
+        output = self._run(_resize_images(images, self._model_size(images)))
+        if self.output_kind == "mask":
+            return mask_to_size(output, size)
+        return logits_to_classes(output, size)
+
+
+class KerasRuntime(Runtime):
+    kind = "keras"
+
+    def __init__(self, path, model=None):
+        import keras
+
+        import fastscnn_tf.layers  # noqa: F401  (registers the custom layers for loading)
+
+        if model is None:
+            model = keras.models.load_model(path, compile=False)
+        self.model = model
+        output = model.outputs[0]
+        h, w = model.inputs[0].shape[1:3]
+        input_size = (int(h), int(w)) if h is not None and w is not None else None
+        super().__init__(path, input_size, output.shape[-1], "logits")
+
+    def _run(self, images):
+        output = self.model(images.astype(np.float32), training=False)
+        if isinstance(output, (list, tuple)):  # aux heads: the main output comes first
+            output = output[0]
+        return np.asarray(output, dtype=np.float32)
+
+
+def _quantize(values, detail):
+    scale, zero_point = detail["quantization"]
+    dtype = detail["dtype"]
+    if np.issubdtype(dtype, np.floating):
+        return values.astype(dtype)
+    if scale == 0:  # an integer tensor without quantization parameters takes raw values
+        return values.astype(dtype)
+    info = np.iinfo(dtype)
+    q = np.round(values.astype(np.float32) / scale + zero_point)
+    return np.clip(q, info.min, info.max).astype(dtype)
+
+
+def _dequantize(values, detail):
+    scale, zero_point = detail["quantization"]
+    if scale == 0 or np.issubdtype(values.dtype, np.floating):
+        return values.astype(np.float32)
+    return ((values.astype(np.float32) - zero_point) * scale).astype(np.float32)
+
+
+class TFLiteRuntime(Runtime):
+    kind = "tflite"
+
+    def __init__(self, path, num_threads=None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        try:
+            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        except ValueError as error:
+            raise ValueError(f"{path}: not a loadable TFLite model ({error}).") from None
+        self.interpreter.allocate_tensors()
+        inputs = self.interpreter.get_input_details()
+        outputs = self.interpreter.get_output_details()
+        if len(inputs) != 1 or len(outputs) != 1:
+            raise ValueError(f"{path}: expected one input and one output tensor.")
+        self.input_detail, self.output_detail = inputs[0], outputs[0]
+        shape = tuple(int(v) for v in self.input_detail["shape"])
+        if len(shape) != 4 or shape[0] != 1 or shape[3] != 3:
+            raise ValueError(f"{path}: input shape {shape} is not [1, H, W, 3].")
+        out_shape = tuple(int(v) for v in self.output_detail["shape"])
+        if len(out_shape) == 3:
+            output_kind, num_classes = "mask", _mask_classes(path, self.output_detail)
+        elif len(out_shape) == 4:
+            output_kind, num_classes = _score_kind(self.output_detail), out_shape[3]
+        else:
+            raise ValueError(f"{path}: output shape {out_shape} is neither [1,H,W] nor [1,H,W,C].")
+        super().__init__(path, shape[1:3], num_classes, output_kind)
+
+    def _run(self, images):
+        results = []
+        for image in images:
+            self.interpreter.set_tensor(
+                self.input_detail["index"], _quantize(image[None], self.input_detail)
+            )
+            self.interpreter.invoke()
+            output = self.interpreter.get_tensor(self.output_detail["index"])
+            results.append(
+                output if self.output_kind == "mask" else _dequantize(output, self.output_detail)
+            )
+        return np.concatenate(results, axis=0)
+
+
+def _score_kind(detail):
+    # The exporter names the output tensor after what it holds ("probabilities" or "logits").
+    return "probabilities" if "probabilities" in detail["name"] else "logits"
+
+
+def _mask_classes(path, detail):
+    """A mask output does not carry the class count: read it from the model's metadata."""
+    from fastscnn_tf import metadata
+
+    num_classes = metadata.read_num_classes(path)
+    if num_classes is None:
+        labels_path = labels_beside(path)
+        if labels_path is None:
+            raise ValueError(
+                f"{path} outputs a class mask and has neither embedded labels nor a labels.txt "
+                "beside it, so its number of classes is unknown."
+            )
+        num_classes = labels_lib.read_labels(labels_path).num_classes
+    return num_classes
+
+
+def load_runtime(path, num_threads=None):
+    """Open a `.keras` or `.tflite` model for inference.
+
+    Args:
+        path: the model file.
+        num_threads: interpreter threads for TFLite (None: LiteRT's default); ignored for Keras.
+    """
+    path = str(path)
+    kind = KINDS.get(os.path.splitext(path)[1].lower())
+    if kind is None:
+        raise ValueError(f"{path}: unknown model type; expected a .keras or .tflite file.")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"model file {path} does not exist.")
+    if kind == "keras":
+        return KerasRuntime(path)
+    return TFLiteRuntime(path, num_threads=num_threads)

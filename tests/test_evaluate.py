@@ -1,0 +1,90 @@
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from fastscnn_tf import data, evaluate, labels
+from fastscnn_tf.model import FastSCNN
+
+NUM_CLASSES, CONSTANT = 4, 2
+DATASET = "synthetic:6:64x80"
+
+
+@pytest.fixture(scope="module")
+def constant_model(tmp_path_factory):
+    """A Fast-SCNN whose classifier predicts class 2 everywhere (zero kernel, one-hot bias)."""
+    folder = tmp_path_factory.mktemp("model")
+    model = FastSCNN(NUM_CLASSES)
+    kernel, bias = model.get_layer("cls_conv").get_weights()
+    bias = np.zeros_like(bias)
+    bias[CONSTANT] = 10.0
+    model.get_layer("cls_conv").set_weights([np.zeros_like(kernel), bias])
+    path = folder / "model.keras"
+    model.save(path)
+    labels.write_labels(folder / "labels.txt", labels.generic(NUM_CLASSES))
+    return model, path
+
+
+def _expected():
+    """Scores of a constant prediction, from the label maps alone."""
+    source = data.load_source(DATASET, "val", num_classes=NUM_CLASSES)
+    masks = np.stack([e["mask"] for e in source.dataset.as_numpy_iterator()])
+    valid = masks != source.labels.ignore_index
+    counts = np.array([np.sum(valid & (masks == c)) for c in range(NUM_CLASSES)])
+    iou = np.where(counts > 0, 0.0, np.nan)
+    iou[CONSTANT] = counts[CONSTANT] / valid.sum()  # union = every valid pixel
+    return iou, counts, counts[CONSTANT] / valid.sum()
+
+
+def _check(report, png):
+    iou, counts, accuracy = _expected()
+    got = np.array([np.nan if c["iou"] is None else c["iou"] for c in report["classes"]])
+    np.testing.assert_allclose(got, iou, rtol=1e-9)
+    assert report["miou"] == pytest.approx(np.nanmean(iou))
+    assert report["pixel_accuracy"] == pytest.approx(accuracy)
+    assert [c["pixels"] for c in report["classes"]] == counts.tolist()
+    assert report["images"] == 6
+    with Image.open(png) as image:
+        assert image.mode == "RGB" and min(image.size) > 100
+
+
+def test_evaluate_keras_model_against_label_counts(constant_model, tmp_path):
+    _, path = constant_model
+    config = evaluate.EvaluateConfig(
+        model=str(path), dataset=DATASET, out=str(tmp_path), batch_size=4
+    )
+    report = evaluate.run_evaluation(config)
+    with open(tmp_path / "model.val.eval.json") as f:
+        assert json.load(f)["miou"] == report["miou"]
+    _check(report, tmp_path / "model.val.confusion.png")
+
+
+def test_evaluate_tflite_model_through_the_same_runtime(constant_model, tmp_path):
+    from fastscnn_tf.export import export_tflite
+
+    model, _ = constant_model
+    tflite = tmp_path / "constant.tflite"
+    export_tflite(
+        model,
+        str(tflite),
+        size=(64, 80),
+        precision="float32",
+        output_kind="mask",
+        labels=labels.generic(NUM_CLASSES),
+        metadata=False,
+    )
+    config = evaluate.EvaluateConfig(model=str(tflite), dataset=DATASET, out=str(tmp_path))
+    _check(evaluate.run_evaluation(config), tmp_path / "constant.val.confusion.png")
+
+
+def test_class_count_mismatch_names_model_and_data(constant_model):
+    _, path = constant_model
+    config = evaluate.EvaluateConfig(model=str(path), dataset=DATASET, num_classes=5)
+    with pytest.raises(ValueError, match="predicts 4 classes"):
+        evaluate.run_evaluation(config)
+
+
+def test_confusion_image_shades_rows():
+    image = evaluate.confusion_image(np.array([[5, 5], [0, 10]]), ["a", "long class name"])
+    assert image.size[0] > 2 * 36 and image.mode == "RGB"

@@ -1,0 +1,80 @@
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from fastscnn_tf import labels as labels_lib
+from fastscnn_tf.model import FastSCNN
+from fastscnn_tf.runtime import load_runtime
+
+
+def _images(n, h, w, seed=0):
+    return np.random.default_rng(seed).integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def dynamic_model_path(tmp_path_factory):
+    model = FastSCNN(5)
+    path = tmp_path_factory.mktemp("dynamic") / "model.keras"
+    model.save(path)
+    return path, model
+
+
+def test_keras_runtime_matches_model(dynamic_model_path):
+    path, model = dynamic_model_path
+    runtime = load_runtime(path)
+    assert runtime.kind == "keras"
+    assert runtime.input_size is None
+    assert runtime.num_classes == 5
+    assert runtime.labels is None
+    images = _images(2, 64, 96)
+    # One image at a time: the reference must not share the runtime's batching.
+    expected_logits = np.concatenate([model(images[i : i + 1].astype("float32")) for i in range(2)])
+    np.testing.assert_allclose(runtime.logits(images), expected_logits, atol=1e-4)
+    classes = runtime.segment(images)
+    assert classes.dtype == np.int32 and classes.shape == (2, 64, 96)
+    np.testing.assert_array_equal(classes, np.argmax(expected_logits, -1))
+
+
+def test_static_keras_runtime_resizes_in_and_out(tmp_path):
+    model = FastSCNN(3, input_shape=(64, 64, 3))
+    path = tmp_path / "static.keras"
+    model.save(path)
+    runtime = load_runtime(path)
+    assert runtime.input_size == (64, 64)
+    images = _images(1, 96, 128, seed=1)
+    classes = runtime.segment(images)
+    assert classes.shape == (1, 96, 128)
+    small = tf.image.resize(images.astype("float32"), (64, 64)).numpy()
+    logits = model(np.clip(np.round(small), 0, 255)).numpy()
+    expected = np.argmax(tf.image.resize(logits, (96, 128)).numpy(), -1)
+    assert np.mean(classes == expected) > 0.999
+
+
+def test_labels_beside_model_are_read_and_checked(tmp_path):
+    model = FastSCNN(3, input_shape=(64, 64, 3))
+    path = tmp_path / "model.keras"
+    model.save(path)
+    labels_lib.write_labels(tmp_path / "labels.txt", labels_lib.generic(3))
+    assert load_runtime(path).labels.names == ("class_0", "class_1", "class_2")
+    labels_lib.write_labels(tmp_path / "labels.txt", labels_lib.generic(4))
+    with pytest.raises(ValueError, match="labels.txt lists 4 classes .* predicts 3"):
+        load_runtime(path)
+
+
+def test_bad_model_paths(tmp_path):
+    with pytest.raises(ValueError, match="expected a .keras or .tflite"):
+        load_runtime(tmp_path / "model.onnx")
+    with pytest.raises(FileNotFoundError, match="missing.tflite"):
+        load_runtime(tmp_path / "missing.tflite")
+    broken = tmp_path / "broken.tflite"
+    broken.write_bytes(b"not a flatbuffer")
+    with pytest.raises(ValueError, match="broken.tflite"):
+        load_runtime(broken)
+
+
+def test_bad_images(dynamic_model_path):
+    runtime = load_runtime(dynamic_model_path[0])
+    with pytest.raises(ValueError, match="uint8"):
+        runtime.segment(np.zeros((1, 64, 64, 3), np.float32))
+    with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
+        runtime.segment(np.zeros((1, 64, 64, 4), np.uint8))
