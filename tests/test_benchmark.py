@@ -3,7 +3,6 @@ the cheap full-size mask head)."""
 
 import json
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -12,20 +11,7 @@ from PIL import Image
 from fastscnn_tf import benchmark, cli, export
 from fastscnn_tf.model import FastSCNN, count_params, fold_input_normalization
 
-
-def _randomize_bn(model, seed=0):
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            g, b, m, v = layer.get_weights()
-            layer.set_weights(
-                [
-                    rng.uniform(0.5, 1.5, g.shape),
-                    rng.normal(0, 0.2, b.shape),
-                    rng.normal(0, 0.2, m.shape),
-                    rng.uniform(0.5, 2.0, v.shape),
-                ]
-            )
+from helpers import randomize_batchnorm
 
 
 def _record(variant, precision, size, threads, median):
@@ -50,7 +36,7 @@ def _record(variant, precision, size, threads, median):
 
 def test_fold_input_normalization_keeps_outputs_and_parameters():
     model = FastSCNN(7, aux=True, aux2=True)
-    _randomize_bn(model)
+    randomize_batchnorm(model, shift=0.2, max_variance=2.0)
     folded = fold_input_normalization(model)
     assert count_params(folded) == count_params(model)
     assert folded.get_layer("preprocess").scale == 1.0

@@ -7,6 +7,8 @@ from ai_edge_litert.interpreter import Interpreter
 from fastscnn_tf.model import FastSCNN, count_macs, count_params
 from fastscnn_tf.summary import SummaryConfig, summarize
 
+from helpers import randomize_batchnorm
+
 
 @pytest.fixture(scope="module")
 def dynamic_model():
@@ -38,7 +40,7 @@ def test_batch_elements_are_independent():
     # Regression: a broadcast BatchMatMul in pyramid pooling gave garbage for batch > 1 under
     # TF's oneDNN kernels; each sample must equal the same sample run alone.
     model = FastSCNN(5, include_preprocessing=True)
-    _randomize_bn(model)
+    randomize_batchnorm(model)
     x = np.random.default_rng(4).uniform(0, 255, (3, 64, 96, 3)).astype("float32")
     together = model(x).numpy()
     for i in range(3):
@@ -97,21 +99,9 @@ def test_preprocessing_is_imagenet_normalisation():
     np.testing.assert_allclose(y, (x / 255.0 - mean) / std, atol=1e-5)
 
 
-def _randomize_bn(model, seed=0):
-    # Non-trivial BN statistics so that round trips compare real numbers.
-    rng = np.random.default_rng(seed)
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.BatchNormalization):
-            g, b, m, v = layer.get_weights()
-            layer.set_weights([
-                rng.uniform(0.5, 1.5, g.shape), rng.normal(0, 0.1, b.shape),
-                rng.normal(0, 0.1, m.shape), rng.uniform(0.5, 1.5, v.shape),
-            ])  # fmt: skip
-
-
 def test_save_load_round_trip(tmp_path):
     model = FastSCNN(4, aux=True)
-    _randomize_bn(model)
+    randomize_batchnorm(model)
     x = np.random.default_rng(1).uniform(0, 255, (1, 96, 160, 3)).astype("float32")
     path = tmp_path / "m.keras"
     model.save(path)
@@ -122,7 +112,7 @@ def test_save_load_round_trip(tmp_path):
 
 def test_config_round_trip():
     model = FastSCNN(4, align_corners=True)
-    _randomize_bn(model)
+    randomize_batchnorm(model)
     clone = keras.Model.from_config(model.get_config())
     clone.set_weights(model.get_weights())
     x = np.random.default_rng(2).uniform(0, 255, (1, 97, 131, 3)).astype("float32")
@@ -138,7 +128,7 @@ def test_no_lambda_layers():
 def test_tflite_float32_matches_keras_at_512x1024():
     size = (512, 1024)
     model = FastSCNN(19, input_shape=(*size, 3))
-    _randomize_bn(model)
+    randomize_batchnorm(model)
     fn = tf.function(lambda x: model(x, training=False))
     concrete = fn.get_concrete_function(tf.TensorSpec((1, *size, 3), tf.float32))
     # No trackable object: the converter then freezes Keras 3 variables into constants
