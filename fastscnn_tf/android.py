@@ -10,13 +10,13 @@ import dataclasses
 import json
 import os
 import shutil
-import tempfile
 
 import numpy as np
 
 from fastscnn_tf import imageops
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.config import field
+from fastscnn_tf.files import atomic_path
 
 ASSET_MODEL = "fastscnn_int8.tflite"  # the app's default model asset name
 ASSET_LABELS = "labels.txt"
@@ -98,14 +98,8 @@ def _interpreter(model_path):
 
 def _copy_atomic(src, dest):
     # A half-copied model in the app's assets would fail on the device, far from its cause.
-    fd, tmp = tempfile.mkstemp(dir=os.path.dirname(dest), prefix=".tmp-")
-    os.close(fd)
-    try:
+    with atomic_path(dest) as tmp:
         shutil.copyfile(src, tmp)
-        os.replace(tmp, dest)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def copy_assets(model_path, dest_dir, model_name=ASSET_MODEL):

@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 from fastscnn_tf.config import field, parse_size, to_json
-from fastscnn_tf.labels import write_text_atomic
+from fastscnn_tf.files import atomic_path, write_text_atomic
 
 DEFAULT_SIZES = ["256x512", "512x1024", "1024x2048"]
 CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8")
@@ -562,15 +562,8 @@ def plot(records, path, threads=None, width=900, height=560):
             draw.ellipse([x - 4, y - 4, x + 4, y + 4], fill=color)
         draw.rectangle([left + 12, upper + 8 + 16 * n, left + 24, upper + 18 + 16 * n], fill=color)
         draw.text((left + 30, upper + 6 + 16 * n), variant, fill="black", font=font)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
     return path
 
 

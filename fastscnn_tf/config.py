@@ -13,7 +13,7 @@ import json
 import types
 import typing
 
-from fastscnn_tf.labels import write_text_atomic
+from fastscnn_tf.files import write_text_atomic
 
 
 def parse_size(text):

@@ -29,6 +29,7 @@ from fastscnn_tf import augment as aug
 from fastscnn_tf import config as cfg
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf import synthetic
+from fastscnn_tf.files import atomic_path
 from fastscnn_tf.labels import LabelSet
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -765,9 +766,8 @@ def write_folder(source, out, split, count=0):
 
 
 def _save_png_atomic(picture, path):
-    tmp = f"{path}.tmp"
-    picture.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format="PNG")
 
 
 def run_write_data(config):

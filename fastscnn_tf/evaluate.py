@@ -14,9 +14,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from fastscnn_tf import data as data_lib
-from fastscnn_tf import labels as labels_lib
 from fastscnn_tf import metrics
 from fastscnn_tf.config import field
+from fastscnn_tf.files import atomic_path, write_text_atomic
 from fastscnn_tf.runtime import load_runtime
 
 
@@ -138,9 +138,8 @@ def confusion_image(confusion, names, cell=36):
 
 
 def _save_png_atomic(image, path):
-    tmp = os.path.join(os.path.dirname(path), ".tmp-" + os.path.basename(path))
-    image.save(tmp, format="PNG")
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
 
 
 def run_evaluation(config):
@@ -191,7 +190,7 @@ def run_evaluation(config):
         "ignore_index": source.labels.ignore_index,
         "confusion_matrix": confusion.tolist(),
     }
-    labels_lib.write_text_atomic(json_path, json.dumps(report, indent=2) + "\n")
+    write_text_atomic(json_path, json.dumps(report, indent=2) + "\n")
     _save_png_atomic(confusion_image(confusion, names), png_path)
     print(f"wrote {json_path} and {png_path}")
     return report

@@ -16,7 +16,6 @@ import itertools
 import json
 import os
 import re
-import tempfile
 import warnings
 
 import numpy as np
@@ -25,12 +24,13 @@ import tensorflow as tf
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf import metadata as metadata_lib
 from fastscnn_tf.config import field, parse_size
+from fastscnn_tf.files import write_bytes_atomic
+from fastscnn_tf.model import MIN_INPUT_SIZE
 
 PRECISIONS = ("float32", "float16", "dynamic", "int8")
 OUTPUT_KINDS = ("mask", "logits", "probabilities")
 OUTPUT_STRIDES = (1, 8)
 MASK_STRIDES = (1, 2, 4, 8)  # where a full-size mask's ARG_MAX runs (build_export_model)
-MIN_INPUT_SIZE = 64
 DEFAULT_DIR = "tflite"
 # The classifier's last conv: its output is the 1/8 score map before the final upsampling.
 STRIDE8_LAYER = "cls_conv"
@@ -341,19 +341,6 @@ def default_output(model_path, size, precision, output_kind, output_stride=1, ma
     return os.path.join(DEFAULT_DIR, name)
 
 
-def _write_atomic(path, data):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".tflite")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
 def export_tflite(
     model,
     output,
@@ -450,7 +437,7 @@ def export_tflite(
         input_name="image",
         output_name=output_kind,
     )
-    _write_atomic(output, tflite_bytes)
+    write_bytes_atomic(output, tflite_bytes)
     labels_lib.write_labels(
         os.path.join(os.path.dirname(os.path.abspath(output)), "labels.txt"), labels
     )

@@ -6,8 +6,8 @@ Every exported model gets a `labels.txt` beside it, one class per line in class-
 """
 
 import dataclasses
-import os
-import tempfile
+
+from fastscnn_tf.files import write_text_atomic
 
 HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
@@ -136,27 +136,6 @@ def parse_labels(text, source="labels.txt"):
 def read_labels(path):
     with open(path, encoding="utf-8") as f:
         return parse_labels(f.read(), source=str(path))
-
-
-def write_text_atomic(path, text):
-    """Write a text file so that a reader never sees it half-written."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp creates 0600; give the usual file mode
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-
-
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def write_labels(path, labels):

@@ -12,13 +12,13 @@ cannot be mapped to [0, 255] without guessing.
 
 import dataclasses
 import os
-import tempfile
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.config import field
+from fastscnn_tf.files import atomic_path
 from fastscnn_tf.runtime import load_runtime
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -118,15 +118,8 @@ def add_legend(picture, entries, labels):
 
 
 def _save_png(array, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".png")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         Image.fromarray(array).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _labels_for(runtime):

@@ -13,9 +13,9 @@ import numpy as np
 import tensorflow as tf
 
 from fastscnn_tf import labels as labels_lib
+from fastscnn_tf.model import MIN_INPUT_SIZE
 
 KINDS = {".keras": "keras", ".tflite": "tflite"}
-MIN_INPUT_SIZE = 64
 
 
 def labels_beside(path):

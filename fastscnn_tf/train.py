@@ -22,7 +22,6 @@ import json
 import math
 import os
 import shutil
-import tempfile
 import time
 
 import keras
@@ -35,6 +34,7 @@ from fastscnn_tf import labels as labels_lib
 from fastscnn_tf import losses as losses_lib
 from fastscnn_tf import metrics as metrics_lib
 from fastscnn_tf.config import field, load_config, parse_size, save_config, to_json
+from fastscnn_tf.files import atomic_path, write_text_atomic
 from fastscnn_tf.model import FastSCNN
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
@@ -226,18 +226,8 @@ def targets(names):
 
 
 def save_model_atomic(model, path, include_optimizer=True):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".keras")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         model.save(tmp, include_optimizer=include_optimizer)
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def random_states(model):
@@ -280,16 +270,12 @@ class Backup(keras.callbacks.Callback):
     def save(self, step):
         # Weights go to a new file first; state.json, renamed into place last, is the commit
         # that points to it. A kill at any moment leaves a consistent pair.
-        os.makedirs(self.backup_dir, exist_ok=True)
         name = f"step-{step}.weights.h5"
-        tmp = os.path.join(self.backup_dir, ".tmp-" + name)
-        self.model.save_weights(tmp)
-        os.replace(tmp, os.path.join(self.backup_dir, name))
+        with atomic_path(os.path.join(self.backup_dir, name)) as tmp:
+            self.model.save_weights(tmp)
         rng = [ops.convert_to_numpy(v).tolist() for v in random_states(self.model)]
         state = {"step": step, "weights": name, "rng": rng}
-        labels_lib.write_text_atomic(
-            os.path.join(self.backup_dir, self.STATE), json.dumps(state) + "\n"
-        )
+        write_text_atomic(os.path.join(self.backup_dir, self.STATE), json.dumps(state) + "\n")
         for old in os.listdir(self.backup_dir):
             if old.endswith(".weights.h5") and old != name:
                 os.remove(os.path.join(self.backup_dir, old))
@@ -367,9 +353,7 @@ class BestCheckpoint(keras.callbacks.Callback):
             return
         self.best = float(value)
         save_model_atomic(inference_model(self.model, self.num_classes), self.path)
-        labels_lib.write_text_atomic(
-            self.record, json.dumps({MONITOR: self.best, "epoch": epoch + 1}) + "\n"
-        )
+        write_text_atomic(self.record, json.dumps({MONITOR: self.best, "epoch": epoch + 1}) + "\n")
 
 
 class LastCheckpoint(keras.callbacks.Callback):
@@ -768,9 +752,7 @@ def train(config):
         "best_val_miou": None if best is None else best[MONITOR],
         "best_epoch": None if best is None else best["epoch"],
     }
-    labels_lib.write_text_atomic(
-        os.path.join(out, "summary.json"), json.dumps(summary, indent=2) + "\n"
-    )
+    write_text_atomic(os.path.join(out, "summary.json"), json.dumps(summary, indent=2) + "\n")
     return summary
 
 

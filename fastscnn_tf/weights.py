@@ -15,7 +15,6 @@ project it takes RGB in [0, 255].
 import dataclasses
 import os
 import re
-import tempfile
 import zipfile
 
 import keras
@@ -23,6 +22,7 @@ import numpy as np
 
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.config import field
+from fastscnn_tf.files import atomic_path
 from fastscnn_tf.model import PPM_BINS, FastSCNN
 
 # Index of each part inside the reference's nn.Sequential blocks, by Keras layer-name suffix.
@@ -237,19 +237,8 @@ def import_state_dict(state, num_classes=None, aux=False, drop_aux=False, input_
 
 
 def save_model_atomic(model, path):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".keras")
-    os.close(fd)
-    umask = os.umask(0)
-    os.umask(umask)
-    try:
+    with atomic_path(path) as tmp:
         model.save(tmp)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private (0600); give it a normal mode
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def resolve_labels(spec, num_classes):
