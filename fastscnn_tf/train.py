@@ -686,10 +686,12 @@ def train(config):
             shuffle=True,
             repeat=True,
             seed=config.seed,
+            # The stream is a pure function of (seed, position): starting after the batches
+            # already trained on puts a resumed run exactly where the killed one was, without
+            # decoding or augmenting the skipped examples.
+            start=step,
         )
-        # The stream is a pure function of (seed, position): skipping the batches already
-        # trained on puts a resumed run exactly where the killed one was.
-        return ds.skip(step).map(targets(names), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.map(targets(names), num_parallel_calls=tf.data.AUTOTUNE)
 
     val_data = data_lib.make_pipeline(val_source, batch_size=config.val_batch_size).map(
         targets(names)
