@@ -383,20 +383,33 @@ def _folder_labels(root, layout, num_classes, ignore_index, class_names):
     return labels_lib.generic(num_classes, 255 if ignore_index is None else ignore_index)
 
 
+def _rgb_key(r, g, b):
+    return (int(r) << 16) | (int(g) << 8) | int(b)
+
+
+def _unique_colour_table(colours, clash):
+    """{0xRRGGBB: index} from `(index, (r, g, b))` pairs; two indices with one colour would make
+    colour masks ambiguous, so `clash(first, second, key)` gives the error message."""
+    table = {}
+    for index, rgb in colours:
+        key = _rgb_key(*rgb)
+        if key in table:
+            raise ValueError(clash(table[key], index, key))
+        table[key] = index
+    return table
+
+
 def _colour_table(labels, layout, source):
     """0xRRGGBB -> class index for colour masks (CamVid's black is its void label)."""
-    table = {}
-    for index, (r, g, b) in enumerate(labels.colors):
-        key = (r << 16) | (g << 8) | b
-        if key in table:
-            raise ValueError(
-                f"{source}: classes {labels.names[table[key]]!r} and {labels.names[index]!r} "
-                f"share the colour #{key:06X}; colour masks need one colour per class."
-            )
-        table[key] = index
+    table = _unique_colour_table(
+        enumerate(labels.colors),
+        lambda first, second, key: (
+            f"{source}: classes {labels.names[first]!r} and {labels.names[second]!r} "
+            f"share the colour #{key:06X}; colour masks need one colour per class."
+        ),
+    )
     if layout == "camvid":
-        r, g, b = CAMVID_VOID_COLOUR
-        table.setdefault((r << 16) | (g << 8) | b, labels.ignore_index)
+        table.setdefault(_rgb_key(*CAMVID_VOID_COLOUR), labels.ignore_index)
     return table
 
 
@@ -478,19 +491,17 @@ def _palette_table(pairs, inspected, root):
             "masks as 8-bit grey index PNGs."
         )
     palette = next(iter(palettes))
-    table = {}
-    for index in sorted(set().union(*(values.tolist() for _, values, _ in inspected))):
+    used = sorted(set().union(*(values.tolist() for _, values, _ in inspected)))
+    for index in used:
         if 3 * index + 3 > len(palette):
             raise ValueError(f"{root}: palette masks use index {index} beyond their palette.")
-        r, g, b = palette[3 * index : 3 * index + 3]
-        key = (r << 16) | (g << 8) | b
-        if key in table:
-            raise ValueError(
-                f"{root}: palette indices {table[key]} and {index} share the colour "
-                f"#{key:06X}; save the masks as 8-bit grey index PNGs."
-            )
-        table[key] = index
-    return table
+    return _unique_colour_table(
+        ((index, palette[3 * index : 3 * index + 3]) for index in used),
+        lambda first, second, key: (
+            f"{root}: palette indices {first} and {second} share the colour "
+            f"#{key:06X}; save the masks as 8-bit grey index PNGs."
+        ),
+    )
 
 
 def _folder_decoder(kind, colour_table, ignore_index):

@@ -244,6 +244,16 @@ def test_colour_masks_map_through_the_labels_file(tmp_path):
         data.load_source(f"folder:{tmp_path}")
 
 
+def test_colour_masks_need_one_colour_per_class(tmp_path):
+    names = labels.LabelSet(("road", "car", "tree"), ((1, 2, 3), (9, 9, 9), (1, 2, 3)))
+    labels.write_labels(tmp_path / "labels.txt", names)
+    images, masks = _random_pairs(1, 3)
+    colours = np.asarray(names.colors, np.uint8)
+    _write_pair(tmp_path / "images", tmp_path / "masks", "c0", images[0], colours[masks[0]])
+    with pytest.raises(ValueError, match="'road' and 'tree' share the colour #010203"):
+        data.load_source(f"folder:{tmp_path}")
+
+
 def test_camvid_colour_masks_use_camvid_palette_and_void(tmp_path):
     images, masks = _random_pairs(1, 12)
     colours = np.asarray(labels.CAMVID.colors + ((0, 0, 0),), np.uint8)
