@@ -36,6 +36,7 @@ from fastscnn_tf import metrics as metrics_lib
 from fastscnn_tf.config import field, load_config, parse_size, save_config, to_json
 from fastscnn_tf.files import atomic_path, write_text_atomic
 from fastscnn_tf.model import FastSCNN
+from fastscnn_tf.predict import blend, colorize
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 MONITOR = "val_miou"
@@ -388,14 +389,10 @@ class EpochStats(keras.callbacks.Callback):
 
 
 def overlay(image, classes, colors, alpha=0.5, ignore_index=None):
-    """Blend a class map's colours over an RGB image (ignored pixels stay unblended)."""
-    palette = np.zeros((256, 3), np.float32)
-    palette[: len(colors)] = colors
-    colored = palette[np.clip(classes, 0, 255)]
-    blend = (1 - alpha) * image.astype(np.float32) + alpha * colored
-    if ignore_index is not None:
-        blend = np.where((classes == ignore_index)[..., None], image, blend)
-    return np.clip(blend, 0, 255).astype(np.uint8)
+    """`predict`'s overlay without the legend; ignored pixels stay unblended."""
+    ignored = classes == ignore_index if ignore_index is not None else np.zeros(classes.shape, bool)
+    mixed = blend(image, colorize(np.where(ignored, 0, classes), colors), alpha)
+    return np.where(ignored[..., None], image, mixed)
 
 
 class PredictionImages(keras.callbacks.Callback):
