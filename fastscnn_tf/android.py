@@ -19,7 +19,7 @@ from fastscnn_tf.config import field
 from fastscnn_tf.files import atomic_path
 
 ASSET_MODEL = "fastscnn_int8.tflite"  # the app's default model asset name
-ASSET_LABELS = "labels.txt"
+ASSET_LABELS = labels_lib.LABELS_FILE
 GOLDEN_MODEL = "model.tflite"
 GOLDEN_DIR = os.path.join("android_demo", "core", "src", "test", "resources", "golden")
 APP_ASSETS = os.path.join("android_demo", "app", "src", "main", "assets")
@@ -39,7 +39,7 @@ def _require_model(model_path):
         header = f.read(8)
     if header[4:8] != b"TFL3":  # the FlatBuffer file identifier of every .tflite
         raise ValueError(f"{model_path!r} is not a TFLite model (no TFL3 identifier).")
-    labels_path = os.path.join(os.path.dirname(os.path.abspath(model_path)), ASSET_LABELS)
+    labels_path = labels_lib.labels_path_beside(model_path)
     if not os.path.isfile(labels_path):
         raise FileNotFoundError(
             f"no {ASSET_LABELS} beside {model_path!r}: the app reads its class names and "

@@ -319,7 +319,7 @@ def resolve_labels(num_classes, model_path=None, labels_path=""):
     """The label set to ship: an explicit file, else labels.txt beside the model, else generic."""
     source = labels_path or None
     if source is None and model_path is not None:
-        beside = os.path.join(os.path.dirname(os.path.abspath(model_path)), "labels.txt")
+        beside = labels_lib.labels_path_beside(model_path)
         source = beside if os.path.exists(beside) else None
     if source is None:
         return labels_lib.generic(num_classes)
@@ -438,9 +438,7 @@ def export_tflite(
         output_name=output_kind,
     )
     write_bytes_atomic(output, tflite_bytes)
-    labels_lib.write_labels(
-        os.path.join(os.path.dirname(os.path.abspath(output)), "labels.txt"), labels
-    )
+    labels_lib.write_labels(labels_lib.labels_path_beside(output), labels)
     return str(output)
 
 

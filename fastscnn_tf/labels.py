@@ -6,6 +6,7 @@ Every exported model gets a `labels.txt` beside it, one class per line in class-
 """
 
 import dataclasses
+import os
 
 from fastscnn_tf.files import write_text_atomic
 
@@ -131,6 +132,14 @@ def parse_labels(text, source="labels.txt"):
     fallback = default_colors(len(names))
     colors = tuple(c if c is not None else fallback[i] for i, c in enumerate(colors))
     return LabelSet(tuple(names), colors, ignore_index)
+
+
+LABELS_FILE = "labels.txt"
+
+
+def labels_path_beside(model_path):
+    """Where a model's `labels.txt` lives: in the model's folder."""
+    return os.path.join(os.path.dirname(os.path.abspath(model_path)), LABELS_FILE)
 
 
 def read_labels(path):

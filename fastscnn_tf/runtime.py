@@ -20,7 +20,7 @@ KINDS = {".keras": "keras", ".tflite": "tflite"}
 
 def labels_beside(path):
     """`labels.txt` in the model's folder, or None."""
-    candidate = os.path.join(os.path.dirname(os.path.abspath(path)), "labels.txt")
+    candidate = labels_lib.labels_path_beside(path)
     return candidate if os.path.exists(candidate) else None
 
 

@@ -295,7 +295,7 @@ def run(config):
     classes = model.get_layer("cls_conv").filters
     labels = resolve_labels(config.labels, classes)
     save_model_atomic(model, config.output)
-    labels_path = os.path.join(os.path.dirname(os.path.abspath(config.output)), "labels.txt")
+    labels_path = labels_lib.labels_path_beside(config.output)
     labels_lib.write_labels(labels_path, labels)
     print(
         f"imported {len(model.weights)} tensors from {config.checkpoint} -> {config.output} "
