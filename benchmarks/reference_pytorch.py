@@ -10,6 +10,16 @@ the 1/8 map, like CamVid's 360x480, fail there; the Keras model resizes to the 1
 
     python benchmarks/reference_pytorch.py            # latency at 512x1024 + parity check
     python benchmarks/reference_pytorch.py --size 256x512 --threads 2 --runs 10
+    python benchmarks/reference_pytorch.py --model runs/camvid/model.keras \\
+        --images ../shared/data/camvid/val              # the int8 export on real scenes
+
+It then times the reference forward against the project's default int8 export (uint8 image in,
+exact uint8 class mask out, LiteRT + XNNPACK), alternating call by call (`--pairs` after
+`--warmup` pairs), and prints the median of the pairwise ratios. The exact mask head costs more
+where classes change (`fastscnn_tf.exact_mask`), so that export runs a model on a scene:
+`--model` (default: the reference's random weights in the project's FastSCNN) on the first of
+`--images` (default: a synthetic scene), and it prints how often neighbouring 8x8 blocks of
+the mask differ in class.
 
 Needs torch (`pip install torch==2.13.0`, the CPU wheel); used by tests/test_weights.py too.
 """
@@ -290,12 +300,62 @@ def time_side_by_side(reference, imported, images, runs, warmup=2):
     return times
 
 
+def time_pairs(first, second, pairs, warmup):
+    """Seconds of `first()` and `second()` called in turn: `warmup` untimed pairs, then `pairs`
+    timed ones, so that a shared machine's load falls on both alike."""
+    times = ([], [])
+    for i in range(warmup + pairs):
+        for fn, out in zip((first, second), times, strict=True):
+            start = time.perf_counter()
+            fn()
+            if i >= warmup:
+                out.append(time.perf_counter() - start)
+    return np.array(times[0]), np.array(times[1])
+
+
+def int8_mask_runner(model, image, calibration, threads):
+    """(invoke, mask) of the project's default int8 export of `model` at the image's size (the
+    exact full-size class mask), with `image` (H, W, 3) uint8 set as its input."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    from fastscnn_tf import export
+
+    size = image.shape[:2]
+    serve = export.build_export_model(model, size, "mask", quantized_input=True)
+    images = [x[None].astype(np.float32) for x in calibration]
+    interpreter = Interpreter(
+        model_content=export.convert(serve, "int8", lambda: ([x] for x in images)),
+        num_threads=threads,
+    )
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
+    interpreter.invoke()
+    mask = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
+    return interpreter.invoke, mask
+
+
+def scenes(folder, size, count=8):
+    """Up to `count` uint8 images (count, H, W, 3): the sorted .jpg/.png of `folder` resized,
+    or synthetic scenes when `folder` is None."""
+    from tflite_ops import load_images
+
+    from fastscnn_tf import synthetic
+
+    if folder is None:
+        return np.stack([synthetic.example(i, size=size)[0] for i in range(count)])
+    return load_images(folder, size, count)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", default="512x1024", help="input HxW (default 512x1024)")
     parser.add_argument("--threads", type=int, default=2, help="CPU threads of each (default 2)")
     parser.add_argument("--runs", type=int, default=10, help="timed forward passes")
     parser.add_argument("--num-classes", type=int, default=19)
+    parser.add_argument("--pairs", type=int, default=30, help="timed pairs, reference vs int8")
+    parser.add_argument("--warmup", type=int, default=8, help="untimed pairs first")
+    parser.add_argument("--model", help="trained .keras for the int8 export (see above)")
+    parser.add_argument("--images", help="folder: int8 calibration and the timed scene")
     args = parser.parse_args()
     h, w = (int(v) for v in args.size.split("x"))
     torch.set_num_threads(args.threads)
@@ -339,6 +399,33 @@ def main():
         )
     ratio = np.median(times["keras"]) / np.median(times["torch"])
     print(f"  ratio keras/torch (median) {ratio:.2f}")
+
+    from fastscnn_tf.exact_mask import FACTOR
+    from fastscnn_tf.export import load_keras_model
+    from fastscnn_tf.model import FastSCNN as ProjectFastSCNN
+
+    if args.model:
+        project = load_keras_model(args.model)
+    else:  # the same random weights in the project's own network (half-pixel upsampling)
+        project = ProjectFastSCNN(args.num_classes, aux=True)
+        project.set_weights(imported.get_weights())
+        project = keras.Model(project.input, project.outputs[0])
+    images = scenes(args.images, (h, w))
+    run_int8, mask = int8_mask_runner(project, images[0], images, args.threads)
+    cells = mask[FACTOR // 2 :: FACTOR, FACTOR // 2 :: FACTOR]  # one pixel per 8x8 block
+    changes = np.mean((cells[1:] != cells[:-1])[:, 1:] | (cells[:, 1:] != cells[:, :-1])[1:])
+    torch_scene = normalize(images[:1].astype(np.float32))
+    with torch.inference_mode():
+        reference, int8 = time_pairs(lambda: single(torch_scene), run_int8, args.pairs, args.warmup)
+    print(
+        f"reference forward vs int8 exact-mask export ({args.model or 'random weights'} on "
+        f"{args.images or 'a synthetic scene'}; classes change between {changes:.1%} of "
+        f"neighbouring 8x8 blocks), {h}x{w}, {args.threads} threads, {args.pairs} pairs "
+        f"after {args.warmup}:"
+    )
+    for name, t in (("reference PyTorch", reference), ("int8 exact mask", int8)):
+        print(f"  {name:<24} median {np.median(t) * 1e3:7.1f} ms   min {t.min() * 1e3:7.1f} ms")
+    print(f"  median pairwise ratio reference/int8 {np.median(reference / int8):.2f}")
 
 
 if __name__ == "__main__":

@@ -5,17 +5,22 @@ a busy shared CPU slows all rows alike; read the ratios):
 
 1. Whole-model variants of the exported graph (float32 ms, int8 ms, int8/float32): the
    network as trained (Rescaling in the graph, ARG_MAX on full-size scores), then with the
-   normalisation folded into the first conv, and with the ARG_MAX at 1/2, 1/4, 1/8 of the
-   input followed by a nearest copy of the class map (`export.mask_head`).
+   normalisation folded into the first conv: the previous exact head (full-size scores, then
+   ARG_MAX), the exact head of the export (`exact_mask`), and the ARG_MAX at 1/2, 1/4, 1/8 of
+   the input followed by a nearest copy of the class map (`export.mask_head`).
 2. Single ops and stages of the graph as their own small models, float32 and int8, each with
    and without the XNNPACK delegate: where "with" equals "without", XNNPACK did not take the
-   op and it runs in LiteRT's own single-threaded kernel.
+   op and it runs in LiteRT's own single-threaded kernel. The two exact mask heads take the
+   network's 1/8 scores of the first image (their cost depends on how many 8x8 cells hold a
+   class boundary, printed with the table; random pixels on random weights are the worst case).
 3. With `--images` (e.g. CamVid val) and a trained `--model`: for each exported mask variant
    the share of pixels equal to the Keras float32 argmax at the input size.
 
     python benchmarks/tflite_ops.py                       # random weights, 512x1024, 2 threads
     python benchmarks/tflite_ops.py --model runs/camvid/model.keras --size 360x480 \\
         --images ../shared/data/camvid/val --threads 2 --runs 30
+
+With `--images` every whole-model variant is timed on the first image instead of random pixels.
 """
 
 import argparse
@@ -33,7 +38,8 @@ from PIL import Image
 
 from fastscnn_tf import export
 from fastscnn_tf.config import parse_size
-from fastscnn_tf.model import FastSCNN, pyramid_pooling
+from fastscnn_tf.exact_mask import corner_index, exact_mask
+from fastscnn_tf.model import FastSCNN, fold_input_normalization, pyramid_pooling
 
 
 def randomized_model(num_classes, size, seed=0):
@@ -80,6 +86,29 @@ def as_trained_graph(model, size):
     return serve
 
 
+def full_size_argmax_graph(model, size, quantized):
+    """The previous exact export: folded normalisation, the model's full-size scores, ARG_MAX."""
+    scores = export.score_model(fold_input_normalization(export._with_input_size(model, size)))
+    dtype = tf.float32 if quantized else tf.uint8
+
+    @tf.function(input_signature=[tf.TensorSpec([1, *size, 3], dtype)])
+    def serve(image):
+        if quantized:
+            x = tf.quantization.fake_quant_with_min_max_args(image, min=0.0, max=255.0)
+        else:
+            x = tf.cast(image, tf.float32)
+        return tf.cast(tf.argmax(scores(x, training=False), -1, output_type=tf.int32), tf.uint8)
+
+    return serve
+
+
+def boundary_share(scores8):
+    """Share of the 8x8 output cells of (h, w, C) 1/8 scores whose four corners do not share
+    their argmax: the cells the exact mask head resolves per pixel."""
+    classes = scores8.argmax(-1).ravel()[corner_index(*scores8.shape[:2])]
+    return float(np.mean(classes.min(-1) != classes.max(-1)))
+
+
 def convert_pair(serve_float, serve_int8, calibration):
     """(float32 bytes, int8 bytes); int8 takes the uint8 image through `export.convert`."""
     images = list(calibration)
@@ -98,8 +127,13 @@ def model_variants(model, size, calibration):
     variants["as trained: Rescaling in graph, ARG_MAX at input size"] = convert_pair(
         plain, plain, calibration
     )
+    variants["folded normalisation, full-size scores + ARG_MAX (previous exact)"] = convert_pair(
+        full_size_argmax_graph(model, size, False),
+        full_size_argmax_graph(model, size, True),
+        calibration,
+    )
     for stride, name in (
-        (1, "folded normalisation, ARG_MAX at input size (exact)"),
+        (1, "folded, exact mask head (`exact_mask`, the export's default)"),
         (2, "folded, ARG_MAX at 1/2 + nearest x2"),
         (4, "folded, ARG_MAX at 1/4 + nearest x4"),
         (8, "folded, ARG_MAX at 1/8 + nearest x8"),
@@ -122,15 +156,19 @@ def model_variants(model, size, calibration):
     return variants
 
 
-def _op_model(fn, shape, dtype, low, high):
-    """float32 and int8 bytes of a one-input tf function (int8 input/output for int8)."""
+def _op_model(fn, shape, dtype, low, high, sample=None):
+    """float32 and int8 bytes of a one-input tf function (int8 input/output for int8),
+    calibrated on uniform noise in [low, high], or on `sample` when given."""
     spec = tf.TensorSpec(shape, dtype)
     concrete = tf.function(fn, input_signature=[spec]).get_concrete_function()
     rng = np.random.default_rng(0)
 
     def representative():
         for _ in range(8):
-            yield [rng.uniform(low, high, shape).astype(np.float32)]
+            if sample is not None:
+                yield [sample.astype(np.float32)]
+            else:
+                yield [rng.uniform(low, high, shape).astype(np.float32)]
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
     float_bytes = converter.convert()
@@ -142,10 +180,13 @@ def _op_model(fn, shape, dtype, low, high):
     return float_bytes, converter.convert()
 
 
-def op_variants(size, num_classes):
-    """Pieces of the graph that run outside the convolutions, as small models."""
+def op_variants(size, num_classes, scores8):
+    """Pieces of the graph that run outside the convolutions, as small models: name ->
+    (float32 bytes, int8 bytes, input or None for random values). The mask heads take (and
+    are calibrated on) the 1/8 scores `scores8` (1, h8, w8, C) of a padded network too, so
+    they work at 8 x (h8, w8)."""
     h, w = size
-    h8, w8 = h // 8, w // 8
+    h8, w8 = scores8.shape[1:3]
     full = [1, h, w, num_classes]
     low = [1, h8, w8, num_classes]
 
@@ -153,14 +194,14 @@ def op_variants(size, num_classes):
         return tf.cast(tf.argmax(x, axis=-1, output_type=tf.int32), tf.uint8)
 
     def resize(x):
-        return tf.raw_ops.ResizeBilinear(images=x, size=(h, w), half_pixel_centers=True)
+        return tf.raw_ops.ResizeBilinear(images=x, size=(8 * h8, 8 * w8), half_pixel_centers=True)
 
     def tile(x):
-        return export.upsample_mask(argmax(x), size)
+        return export.upsample_mask(argmax(x), (8 * h8, 8 * w8))
 
     def broadcast(x):
         m = tf.reshape(argmax(x), [1, h8, 1, w8, 1])
-        return tf.reshape(tf.broadcast_to(m, [1, h8, 8, w8, 8]), [1, h, w])
+        return tf.reshape(tf.broadcast_to(m, [1, h8, 8, w8, 8]), [1, 8 * h8, 8 * w8])
 
     def rescale(x):
         std = np.array([0.229, 0.224, 0.225])
@@ -174,23 +215,47 @@ def op_variants(size, num_classes):
     def pool(x):
         return ppm(x, training=False)
 
+    def previous_head(x):
+        return argmax(resize(x))
+
+    def exact_head(quantized):
+        return lambda x: exact_mask(x, (8 * h8, 8 * w8), quantized)
+
+    float_head, _ = _op_model(exact_head(False), low, tf.float32, 0, 0, scores8)
+    _, int8_head = _op_model(exact_head(True), low, tf.float32, 0, 0, scores8)
     return {
-        f"ARG_MAX over {num_classes} classes at {h}x{w}": _op_model(
-            argmax, full, tf.float32, -8, 8
+        "mask head: RESIZE_BILINEAR + ARG_MAX (previous exact)": (
+            *_op_model(previous_head, low, tf.float32, 0, 0, scores8),
+            scores8,
         ),
-        f"RESIZE_BILINEAR {h8}x{w8}x{num_classes} -> {h}x{w}": _op_model(
-            resize, low, tf.float32, -8, 8
+        "mask head: `exact_mask` (same mask)": (float_head, int8_head, scores8),
+        f"ARG_MAX over {num_classes} classes at {h}x{w}": (
+            *_op_model(argmax, full, tf.float32, -8, 8),
+            None,
         ),
-        "ARG_MAX at 1/8 + TILE x8 (uint8 mask)": _op_model(tile, low, tf.float32, -8, 8),
-        "ARG_MAX at 1/8 + BROADCAST_TO x8": _op_model(broadcast, low, tf.float32, -8, 8),
-        f"Rescaling MUL+ADD at {h}x{w}x3": _op_model(rescale, [1, h, w, 3], tf.float32, 0, 255),
-        f"pyramid pooling at {h // 32}x{w // 32}x128": _op_model(
-            pool, [1, h // 32, w // 32, 128], tf.float32, 0, 4
+        f"RESIZE_BILINEAR {h8}x{w8}x{num_classes} -> {8 * h8}x{8 * w8}": (
+            *_op_model(resize, low, tf.float32, -8, 8),
+            None,
+        ),
+        "ARG_MAX at 1/8 + TILE x8 (uint8 mask)": (*_op_model(tile, low, tf.float32, -8, 8), None),
+        "ARG_MAX at 1/8 + BROADCAST_TO x8": (
+            *_op_model(broadcast, low, tf.float32, -8, 8),
+            None,
+        ),
+        f"Rescaling MUL+ADD at {h}x{w}x3": (
+            *_op_model(rescale, [1, h, w, 3], tf.float32, 0, 255),
+            None,
+        ),
+        f"pyramid pooling at {h // 32}x{w // 32}x128": (
+            *_op_model(pool, [1, h // 32, w // 32, 128], tf.float32, 0, 4),
+            None,
         ),
     }
 
 
-def _interpreter(model_bytes, threads, delegate=True):
+def _interpreter(model_bytes, threads, delegate=True, x=None):
+    """A ready interpreter with its input set: `x` (float, quantized for an integer input),
+    else random values."""
     resolver = OpResolverType.AUTO if delegate else OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
     interpreter = Interpreter(
         model_content=model_bytes, num_threads=threads, experimental_op_resolver_type=resolver
@@ -198,7 +263,13 @@ def _interpreter(model_bytes, threads, delegate=True):
     interpreter.allocate_tensors()
     detail = interpreter.get_input_details()[0]
     rng = np.random.default_rng(0)
-    if np.issubdtype(detail["dtype"], np.integer):
+    scale, zero_point = detail["quantization"]
+    if x is not None and detail["dtype"] in (np.int8, np.uint8) and scale not in (0, 1):
+        info = np.iinfo(detail["dtype"])
+        x = np.clip(np.round(x / scale + zero_point), info.min, info.max).astype(detail["dtype"])
+    elif x is not None:
+        x = np.asarray(x).astype(detail["dtype"])
+    elif np.issubdtype(detail["dtype"], np.integer):
         info = np.iinfo(detail["dtype"])
         x = rng.integers(info.min, int(info.max) + 1, detail["shape"]).astype(detail["dtype"])
     else:
@@ -269,7 +340,10 @@ def main(argv=None):
     )
 
     variants = model_variants(model, size, images[:16])
-    interpreters = [_interpreter(b, args.threads) for pair in variants.values() for b in pair]
+    timed = images[:1] if args.images else None  # a scene, else random pixels
+    interpreters = [
+        _interpreter(b, args.threads, x=timed) for pair in variants.values() for b in pair
+    ]
     medians = time_side_by_side(interpreters, args.runs)
     print("\n| graph variant | float32 ms | int8 ms | int8 / float32 |\n|---|---:|---:|---:|")
     for i, name in enumerate(variants):
@@ -286,15 +360,21 @@ def main(argv=None):
     print(f"\nfile sizes: float32 {sizes[0]:.2f} MB, int8 {sizes[1]:.2f} MB")
 
     if not args.skip_ops:
-        ops = op_variants(size, num_classes)
+        scores = keras.Model(model.inputs, model.get_layer(export.STRIDE8_LAYER).output)
+        scores8 = scores(images[:1].astype(np.float32), training=False).numpy()
+        ops = op_variants(size, num_classes, scores8)
         interpreters = []
-        for pair in ops.values():
+        for *pair, sample in ops.values():
             for b in pair:
                 interpreters += [
-                    _interpreter(b, args.threads),
-                    _interpreter(b, args.threads, delegate=False),
+                    _interpreter(b, args.threads, x=sample),
+                    _interpreter(b, args.threads, delegate=False, x=sample),
                 ]
         medians = time_side_by_side(interpreters, args.runs)
+        print(
+            f"\nThe mask heads run on the 1/8 scores of the first image: "
+            f"{boundary_share(scores8[0]):.1%} of the 8x8 cells hold a class boundary."
+        )
         print("\n| op / stage | float32 ms (no XNNPACK) | int8 ms (no XNNPACK) |\n|---|---:|---:|")
         for i, name in enumerate(ops):
             f, fn, q, qn = medians[4 * i : 4 * i + 4]

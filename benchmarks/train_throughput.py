@@ -1,42 +1,55 @@
-"""Training throughput vs input-pipeline throughput, side by side.
+"""Training throughput of the project against the PyTorch reference, side by side in one run.
 
-For each crop size: images/s of the tf.data pipeline alone (decode, augment, crop, batch;
-`fastscnn_tf.data.make_pipeline` as training uses it) and images/s of training steps fed from
-a few cached batches (so that the step alone is timed), their ratio (the pipeline must deliver
-at least 3x what a step consumes) and the process's peak RSS so far.
+Each side trains the protocol's model (one aux head, batch 8, SGD momentum 0.9 with weight decay,
+poly lr) on the same few cached batches, so that the training step alone is timed; rounds of
+`--steps` steps alternate between the sides, so both see the same load on a shared machine.
+Prints images/s (median over rounds) of each side and their ratio; also the tf.data pipeline's
+images/s (it must deliver well above what a step consumes) and the process's peak RSS.
 
     python benchmarks/train_throughput.py                       # CamVid if ../shared has it
-    python benchmarks/train_throughput.py --dataset synthetic --sizes 320x320 512x512
+    python benchmarks/train_throughput.py --dataset synthetic --sizes 320x320 --rounds 3
+    python benchmarks/train_throughput.py --variants fit no-metrics bf16
 
-Figures on a shared machine are noisy; the ratio, measured in one run, is the robust number.
+Keras variants: `fit` is `fastscnn train`'s step as it runs by default (with its training
+mIoU and pixel accuracy); `no-metrics` leaves those out; `bf16` is `--mixed-precision`.
 """
 
 import argparse
 import os
 import resource
+import statistics
+import sys
 import time
 
-import tensorflow as tf
+import numpy as np
 
-from fastscnn_tf import data
 from fastscnn_tf.config import parse_size
-from fastscnn_tf.train import TrainConfig, build_training_model, output_names, targets
 
-CAMVID = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "camvid")
+HERE = os.path.dirname(os.path.abspath(__file__))
+CAMVID = os.path.join(HERE, "..", "..", "shared", "data", "camvid")
+VARIANTS = ("fit", "no-metrics", "bf16")
 
 
 def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def pipeline(source, size, batch_size):
-    return data.make_pipeline(
+def cached_batches(source, size, batch_size, count=4):
+    from fastscnn_tf import data
+
+    ds = data.make_pipeline(
         source, batch_size=batch_size, crop=size, augment=True, shuffle=True, repeat=True
     )
+    return [(x.numpy(), y.numpy()) for x, y in ds.take(count)]
 
 
 def data_images_per_second(source, size, batch_size, batches):
-    iterator = iter(pipeline(source, size, batch_size))
+    from fastscnn_tf import data
+
+    ds = data.make_pipeline(
+        source, batch_size=batch_size, crop=size, augment=True, shuffle=True, repeat=True
+    )
+    iterator = iter(ds)
     for _ in range(3):  # warm-up: threads, autotuning, file cache
         next(iterator)
     start = time.perf_counter()
@@ -45,53 +58,131 @@ def data_images_per_second(source, size, batch_size, batches):
     return batches * batch_size / (time.perf_counter() - start)
 
 
-def train_images_per_second(source, size, batch_size, steps, jit):
-    config = TrainConfig(
-        batch_size=batch_size,
-        crop=size,
-        jit=jit,
-        num_classes=source.labels.num_classes,
-        ignore_index=source.labels.ignore_index,
-    )
-    model = build_training_model(config, source.labels.num_classes, total_steps=10 * steps)
-    cached = pipeline(source, size, batch_size).take(4).cache().repeat()
-    cached = cached.map(targets(output_names(config)))
-    model.fit(cached, epochs=1, steps_per_epoch=2, shuffle=False, verbose=0)  # trace and warm up
-    start = time.perf_counter()
-    model.fit(cached, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
-    return steps * batch_size / (time.perf_counter() - start)
+class KerasSide:
+    """`fastscnn train`'s compiled model stepped by `model.fit` over cached batches."""
+
+    def __init__(self, batches, num_classes, ignore_index, variant):
+        import keras
+        import tensorflow as tf
+
+        from fastscnn_tf.train import TrainConfig, build_training_model, set_precision
+
+        config = TrainConfig(
+            aux=True,
+            aux2=False,
+            num_classes=num_classes,
+            ignore_index=ignore_index,
+            mixed_precision=variant == "bf16",
+        )
+        set_precision(config)
+        self.model = build_training_model(config, num_classes, total_steps=100_000)
+        if variant == "no-metrics":
+            self.model.compile(
+                self.model.optimizer,
+                loss=self.model.loss,
+                loss_weights=self.model._compile_loss._user_loss_weights,
+            )
+        keras.config.set_dtype_policy("float32")
+        names = self.model.output_names
+        images = np.stack([b[0] for b in batches])
+        masks = np.stack([b[1] for b in batches])
+        ds = tf.data.Dataset.from_tensor_slices((images, masks)).repeat()
+        self.data = ds.map(lambda x, y: (x, {name: y for name in names})).prefetch(2)
+        self.batch = len(batches[0][0])
+        self.run(2)  # trace and warm up
+
+    def run(self, steps):
+        self.model.fit(self.data, epochs=1, steps_per_epoch=steps, shuffle=False, verbose=0)
+
+
+class TorchSide:
+    """The reference's training loop (see camvid_protocol.py) over the same cached batches."""
+
+    def __init__(self, batches, num_classes, ignore_index, threads):
+        import torch
+
+        sys.path.insert(0, HERE)
+        import reference_pytorch
+
+        torch.set_num_threads(threads)
+        self.torch = torch
+        self.model = reference_pytorch.FastSCNN(num_classes, aux=True).train()
+        self.optimizer = torch.optim.SGD(
+            self.model.parameters(), lr=0.045, momentum=0.9, weight_decay=4e-5
+        )
+        self.batches = [
+            (reference_pytorch.normalize(x), torch.from_numpy(y).long()) for x, y in batches
+        ]
+        self.ignore_index, self.batch, self.step = ignore_index, len(batches[0][0]), 0
+        self.run(2)
+
+    def run(self, steps):
+        F = self.torch.nn.functional
+        for _ in range(steps):
+            x, y = self.batches[self.step % len(self.batches)]
+            main, aux = self.model(x)
+            loss = F.cross_entropy(main, y, ignore_index=self.ignore_index)
+            loss = loss + 0.4 * F.cross_entropy(aux, y, ignore_index=self.ignore_index)
+            self.optimizer.zero_grad()
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = f"folder:{os.path.normpath(CAMVID)}" if os.path.isdir(CAMVID) else "synthetic"
     parser.add_argument("--dataset", default=default)
-    parser.add_argument("--sizes", nargs="+", type=parse_size, default=[(320, 320), (512, 512)])
+    parser.add_argument("--sizes", nargs="+", type=parse_size, default=[(320, 320)])
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--steps", type=int, default=10, help="timed training steps per size")
+    parser.add_argument("--steps", type=int, default=5, help="training steps per round")
+    parser.add_argument("--rounds", type=int, default=6, help="alternating rounds per side")
+    parser.add_argument("--threads", type=int, default=2, help="threads of each side")
+    parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=["fit"])
     parser.add_argument("--data-batches", type=int, default=30, help="timed pipeline batches")
-    parser.add_argument("--jit", action="store_true", help="XLA-compile the train step")
+    parser.add_argument("--inter-op", type=int, default=0, help="TF inter-op threads (0: TF's)")
+    parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch reference")
     args = parser.parse_args()
 
+    import tensorflow as tf
+
+    from fastscnn_tf import data
+
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.inter_op)
     source = data.load_source(args.dataset, "train")
+    labels = source.labels
     print(
-        f"data: {source.name}; batch {args.batch_size}; {os.cpu_count()} CPUs; "
-        f"XLA {'on' if args.jit else 'off'}; TF {tf.__version__}"
+        f"data: {source.name}; batch {args.batch_size}; {args.threads} threads each; "
+        f"{args.rounds} alternating rounds of {args.steps} steps; TF {tf.__version__}"
     )
-    header = (
-        f"{'crop':>9} {'tf.data img/s':>14} {'train img/s':>12} {'ratio':>7} {'peak RSS MiB':>13}"
-    )
-    print(header)
-    print("-" * len(header))
     for size in args.sizes:
+        batches = cached_batches(source, size, args.batch_size)
+        sides = {
+            f"keras {v}": KerasSide(batches, labels.num_classes, labels.ignore_index, v)
+            for v in args.variants
+        }
+        if not args.no_torch:
+            sides["reference pytorch"] = TorchSide(
+                batches, labels.num_classes, labels.ignore_index, args.threads
+            )
+        rates = {name: [] for name in sides}
+        for _ in range(args.rounds):
+            for name, side in sides.items():
+                start = time.perf_counter()
+                side.run(args.steps)
+                rates[name].append(args.steps * side.batch / (time.perf_counter() - start))
         data_ips = data_images_per_second(source, size, args.batch_size, args.data_batches)
-        train_ips = train_images_per_second(source, size, args.batch_size, args.steps, args.jit)
-        ratio = data_ips / train_ips
-        print(
-            f"{size[0]:>4}x{size[1]:<4} {data_ips:>14.1f} {train_ips:>12.2f} {ratio:>6.1f}x "
-            f"{peak_rss_mib():>13.0f}" + ("" if ratio >= 3 else "   < 3x: input-bound")
-        )
+        print(f"crop {size[0]}x{size[1]}: tf.data pipeline {data_ips:.1f} img/s")
+        for name, values in rates.items():
+            line = f"  {name:<20} {statistics.median(values):6.2f} img/s (median of rounds)"
+            if "reference pytorch" in rates and name != "reference pytorch":
+                ratios = [a / b for a, b in zip(values, rates["reference pytorch"], strict=True)]
+                line += f"   x{statistics.median(ratios):.2f} the reference (median pairwise)"
+            print(line)
+        print(f"  peak RSS {peak_rss_mib():.0f} MiB")
 
 
 if __name__ == "__main__":
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     main()

@@ -74,16 +74,41 @@ def scale_crop(image, mask, scale, top, left, size, ignore_index):
     return _set_size(image, mask, size)
 
 
-def random_scale_crop(image, mask, seed, size, ignore_index, scale_range=SCALE_RANGE):
+def downscale_crop(image, mask, scale, top, left, size, ignore_index):
+    """`scale_crop` for `scale < 1` with an antialiased image resize (a triangle filter as wide
+    as the scale asks, as PIL's BILINEAR in the reference's pipeline): plain bilinear sampling
+    skips pixels when shrinking, and the aliased textures it trains on never occur at test time.
+    """
+    in_size = tf.shape(image)[:2]
+    scaled = tf.maximum(tf.cast(tf.round(tf.cast(in_size, tf.float32) * scale), tf.int32), 1)
+    image = tf.image.resize(image, scaled, method="bilinear", antialias=True)
+    mask = tf.image.resize(mask[..., None], scaled, method="nearest")[..., 0]
+    image, mask = pad_to_size(image, mask, size, ignore_index)
+    image = image[top : top + size[0], left : left + size[1]]
+    mask = mask[top : top + size[0], left : left + size[1]]
+    return _set_size(image, mask, size)
+
+
+def random_scale_crop(
+    image, mask, seed, size, ignore_index, scale_range=SCALE_RANGE, antialias=True
+):
     """Random scale s ~ U(scale_range), then a random `size` window of the scaled image padded
-    (bottom/right) to at least `size`: image 0, mask `ignore_index`."""
+    (bottom/right) to at least `size`: image 0, mask `ignore_index`. With `antialias`, shrinking
+    filters the image (see `downscale_crop`)."""
     seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     scale = tf.random.stateless_uniform([], seeds[0], scale_range[0], scale_range[1])
     scaled = tf.cast(tf.round(tf.cast(tf.shape(image)[:2], tf.float32) * scale), tf.int32)
     room = tf.maximum(tf.maximum(scaled, 1) - tf.constant(size, tf.int32), 0) + 1
     top = tf.random.stateless_uniform([], seeds[1], 0, room[0], dtype=tf.int32)
     left = tf.random.stateless_uniform([], seeds[2], 0, room[1], dtype=tf.int32)
-    return scale_crop(image, mask, scale, top, left, size, ignore_index)
+    if not antialias:
+        return scale_crop(image, mask, scale, top, left, size, ignore_index)
+    mask = tf.cast(mask, tf.int32)
+    return tf.cond(
+        scale < 1.0,
+        lambda: downscale_crop(image, mask, scale, top, left, size, ignore_index),
+        lambda: scale_crop(image, mask, scale, top, left, size, ignore_index),
+    )
 
 
 def centre_crop(image, mask, size, ignore_index):
@@ -116,7 +141,9 @@ def photometric(image, seed, brightness=BRIGHTNESS, contrast=CONTRAST, color_gai
     return tf.clip_by_value(image * gain, 0.0, 255.0)
 
 
-def augment(image, mask, seed, crop, ignore_index, scale_range=SCALE_RANGE, colour=True):
+def augment(
+    image, mask, seed, crop, ignore_index, scale_range=SCALE_RANGE, colour=True, antialias=True
+):
     """The paper's training augmentation for one sample.
 
     Colour jitter comes first, on the original pixels, so that the zero padding added by the
@@ -130,11 +157,14 @@ def augment(image, mask, seed, crop, ignore_index, scale_range=SCALE_RANGE, colo
         ignore_index: label written into padded mask pixels.
         scale_range: (min, max) of the random scale factor.
         colour: apply brightness/contrast/colour noise.
+        antialias: filter the image when the scale shrinks it (see `downscale_crop`).
     """
     seeds = tf.unstack(tf.random.experimental.stateless_split(seed, 3))
     if colour:
         image = photometric(image, seeds[0])
-    image, mask = random_scale_crop(image, mask, seeds[1], crop, ignore_index, scale_range)
+    image, mask = random_scale_crop(
+        image, mask, seeds[1], crop, ignore_index, scale_range, antialias
+    )
     return random_flip(image, mask, seeds[2])
 
 

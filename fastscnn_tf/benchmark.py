@@ -74,6 +74,11 @@ class BenchmarkConfig:
         "synthetic", "int8 calibration images (a data spec; latency does not depend on them)"
     )
     calibration_images: int = field(8, "number of int8 calibration images")
+    images: str | None = field(
+        None,
+        "folder of images: every variant of a size runs on the first one, resized (default: "
+        "random pixels; the exact mask head costs more where classes change, so use scenes)",
+    )
     output_dir: str = field("runs/benchmark", "folder for benchmark.json, .md and .png")
     keep_models: bool = field(False, "keep the exported .tflite files in OUTPUT_DIR/models")
 
@@ -94,7 +99,7 @@ def _peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def _tflite_runner(path, threads):
+def _tflite_runner(path, threads, image=None):
     from ai_edge_litert.interpreter import Interpreter
 
     interpreter = Interpreter(model_path=path, num_threads=threads)
@@ -102,7 +107,9 @@ def _tflite_runner(path, threads):
     detail = interpreter.get_input_details()[0]
     shape = tuple(int(v) for v in detail["shape"])
     rng = np.random.default_rng(0)
-    if np.issubdtype(detail["dtype"], np.integer):
+    if image is not None:
+        image = np.load(image)[None].astype(detail["dtype"])
+    elif np.issubdtype(detail["dtype"], np.integer):
         info = np.iinfo(detail["dtype"])
         image = rng.integers(info.min, int(info.max) + 1, shape).astype(detail["dtype"])
     else:
@@ -111,7 +118,7 @@ def _tflite_runner(path, threads):
     return interpreter.invoke, shape[1:3]
 
 
-def _keras_runner(path, threads, size):
+def _keras_runner(path, threads, size, image=None):
     import tensorflow as tf
 
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -121,7 +128,11 @@ def _keras_runner(path, threads, size):
     model = load_keras_model(path)
     spec = tf.TensorSpec([1, *size, 3], tf.float32)
     forward = tf.function(lambda x: model(x, training=False), input_signature=[spec])
-    image = tf.constant(np.random.default_rng(0).uniform(0, 255, (1, *size, 3)), tf.float32)
+    if image is None:
+        image = np.random.default_rng(0).uniform(0, 255, (1, *size, 3))
+    else:
+        image = np.load(image)[None]
+    image = tf.constant(image, tf.float32)
 
     def run():
         output = forward(image)
@@ -133,7 +144,8 @@ def _keras_runner(path, threads, size):
 def worker():
     """Serve one model over stdin/stdout, one JSON object per line.
 
-    First line: {"kind", "path", "threads", "warmup", "size"}; answers {"size", "base_rss_mb"}.
+    First line: {"kind", "path", "threads", "warmup", "size", "image"}; answers {"size",
+    "base_rss_mb"}.
     Then {"runs": n} answers {"times_ms": [...]}, and {"stop": true} answers {"peak_rss_mb"}.
     """
     spec = json.loads(sys.stdin.readline())
@@ -141,9 +153,9 @@ def worker():
         import tensorflow  # noqa: F401  (the base line includes TensorFlow for a Keras model)
     base = _peak_rss_mb()
     if spec["kind"] == "tflite":
-        run, size = _tflite_runner(spec["path"], spec["threads"])
+        run, size = _tflite_runner(spec["path"], spec["threads"], spec.get("image"))
     else:
-        run, size = _keras_runner(spec["path"], spec["threads"], spec["size"])
+        run, size = _keras_runner(spec["path"], spec["threads"], spec["size"], spec.get("image"))
     for _ in range(spec["warmup"]):
         run()
     _reply({"size": list(size), "base_rss_mb": base})
@@ -176,7 +188,7 @@ _WORKER_MAIN = (
 class Worker:
     """A model loaded and warmed up in a child process."""
 
-    def __init__(self, variant, kind, path, threads, warmup, size=None):
+    def __init__(self, variant, kind, path, threads, warmup, size=None, image=None):
         self.variant, self.kind, self.path, self.threads = variant, kind, path, threads
         code = _WORKER_MAIN.format(path=os.path.dirname(os.path.abspath(__file__)))
         env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONUNBUFFERED": "1"}
@@ -190,6 +202,7 @@ class Worker:
             env=env,
         )
         spec = {"kind": kind, "path": path, "threads": threads, "warmup": warmup, "size": size}
+        spec["image"] = image  # a .npy uint8 (H, W, 3), or None for random pixels
         ready = self._ask(spec)
         self.size = tuple(ready["size"])
         self.base_rss_mb = ready["base_rss_mb"]
@@ -249,6 +262,7 @@ def measure_group(entries, threads, runs, warmup, chunk=5):
                     threads,
                     warmup,
                     entry.get("size"),
+                    entry.get("image"),
                 )
             )
         done = 0
@@ -297,6 +311,18 @@ def _parse_sizes(sizes):
         except Exception as error:
             raise ValueError(f"--sizes: {error}") from None
     return parsed
+
+
+def input_image(folder, size):
+    """The first .jpg/.png of `folder` (sorted by name) as uint8 RGB resized to `size` (H, W)."""
+    from PIL import Image
+
+    names = sorted(n for n in os.listdir(folder) if n.lower().endswith((".jpg", ".jpeg", ".png")))
+    if not names:
+        raise ValueError(f"--images {folder}: no .jpg or .png images there.")
+    with Image.open(os.path.join(folder, names[0])) as image:
+        image = image.convert("RGB").resize(size[::-1], Image.BILINEAR)
+        return np.asarray(image, np.uint8)
 
 
 def tflite_size(path):
@@ -580,6 +606,12 @@ def benchmark(config):
     with tempfile.TemporaryDirectory() as scratch:
         model_dir = os.path.join(config.output_dir, "models") if config.keep_models else scratch
         groups = plan(config, model_dir)
+        if config.images:
+            for size, entries in groups.items():
+                image = os.path.join(scratch, f"input_{_size_text(size)}.npy")
+                np.save(image, input_image(config.images, size))
+                for entry in entries:
+                    entry["image"] = image
         records = []
         for size, entries in groups.items():
             for threads in config.threads:

@@ -13,7 +13,10 @@ import json
 import types
 import typing
 
-from fastscnn_tf.files import write_text_atomic
+from fastscnn_tf.files import check_output_dir, check_output_file, write_text_atomic
+
+# Config fields that name what a job writes, by the convention every job follows.
+OUTPUT_FIELDS = {"out": "folder", "output_dir": "folder", "dest": "folder", "output": "file"}
 
 
 def parse_size(text):
@@ -25,6 +28,17 @@ def parse_size(text):
     if h <= 0 or w <= 0:
         raise argparse.ArgumentTypeError(f"size {text!r} must be positive")
     return (h, w)
+
+
+def parse_range(text):
+    """`LO,HI` (e.g. `0.5,2.0`) -> (LO, HI) with 0 < LO <= HI."""
+    try:
+        lo, hi = (float(v) for v in str(text).split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"range {text!r} is not LO,HI, e.g. 0.5,2.0") from None
+    if not 0 < lo <= hi:
+        raise argparse.ArgumentTypeError(f"range {text!r} needs 0 < LO <= HI")
+    return (lo, hi)
 
 
 def field(default, help, positional=False, parse=None, choices=None):  # noqa: A002
@@ -72,6 +86,8 @@ def add_arguments(parser, config_cls):
 def _show(value):
     if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, int) for v in value):
         return f"{value[0]}x{value[1]}"
+    if isinstance(value, tuple) and len(value) == 2:
+        return f"{value[0]},{value[1]}"
     return value
 
 
@@ -79,6 +95,21 @@ def from_args(config_cls, namespace):
     names = {f.name for f in dataclasses.fields(config_cls)}
     values = {k: v for k, v in vars(namespace).items() if k in names}
     return config_cls(**values)
+
+
+def check_outputs(config):
+    """Refuse, before a job starts, an output it could not write (a folder under a regular
+    file, a file where a folder goes, ...): the fields named in `OUTPUT_FIELDS`."""
+    for f in dataclasses.fields(config):
+        kind = OUTPUT_FIELDS.get(f.name)
+        value = getattr(config, f.name)
+        if kind is None or not value:  # None / "": the job picks a default and checks it
+            continue
+        option = "--" + f.name.replace("_", "-")
+        if kind == "folder":
+            check_output_dir(value, option)
+        else:
+            check_output_file(value, option)
 
 
 def to_json(config):

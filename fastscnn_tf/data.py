@@ -53,6 +53,8 @@ class Source:
         decode: see `records`.
         shuffle_buffer: elements the pipeline's shuffle may hold; default all records (or
             1024 decoded examples when there are no records).
+        classes_present: 1 + the largest class the masks hold (the ignore index aside), where
+            the source read every mask (folders); None where it did not.
     """
 
     dataset: tf.data.Dataset
@@ -62,6 +64,7 @@ class Source:
     records: tf.data.Dataset | None = None
     decode: Callable | None = None
     shuffle_buffer: int | None = None
+    classes_present: int | None = None
 
 
 def load_source(
@@ -113,6 +116,9 @@ def make_pipeline(
     seed=0,
     resize=None,
     start=0,
+    colour=True,
+    scale_range=aug.SCALE_RANGE,
+    antialias=True,
 ):
     """Batches of `(images float32 (B, H, W, 3) in [0, 255], masks int32 (B, H, W))`.
 
@@ -122,6 +128,8 @@ def make_pipeline(
     stateless, keyed by `(seed, position in the stream)`, so a run repeats exactly. Without
     `crop` or `resize`, examples of different sizes are padded (0 / `ignore_index`) to the
     largest in their batch.
+
+    `colour`, `scale_range` and `antialias` are passed to `augment.augment`.
 
     `start` resumes the stream at that batch: equal to `.skip(start)` on the result, but the
     skipped examples are never augmented, nor decoded when the source has records.
@@ -154,7 +162,9 @@ def make_pipeline(
             image, mask = aug.resize_pair(image, mask, resize)
         if augment:
             sample_seed = tf.stack([tf.cast(seed, tf.int64), index])
-            image, mask = aug.augment(image, mask, sample_seed, crop, ignore_index)
+            image, mask = aug.augment(
+                image, mask, sample_seed, crop, ignore_index, scale_range, colour, antialias
+            )
         elif crop is not None:
             image, mask = aug.centre_crop(image, mask, crop, ignore_index)
         return image, mask
@@ -476,7 +486,20 @@ def _folder_source(root, split, num_classes, ignore_index, class_names):
     decode = _folder_decoder(kind, colour_table, labels.ignore_index)
     dataset = records.map(decode, num_parallel_calls=AUTOTUNE)
     name = f"folder:{root} ({split}, {layout} layout, {len(pairs)} examples)"
-    return Source(dataset, labels, len(pairs), name, records, decode)
+    present = classes_present(kind, inspected, colour_table, labels.ignore_index)
+    return Source(dataset, labels, len(pairs), name, records, decode, classes_present=present)
+
+
+def classes_present(kind, inspected, colour_table, ignore_index):
+    """1 + the largest class index in the masks (`inspect_pair` results), the ignore index
+    aside; 0 for masks that hold nothing else."""
+    values = set()
+    for _, found, _ in inspected:
+        values.update(int(v) for v in found)
+    if kind == "colour":  # 0xRRGGBB keys; checked to be in the table by `_check_labels`
+        values = {colour_table[v] for v in values}
+    values.discard(ignore_index)
+    return max(values) + 1 if values else 0
 
 
 def _palette_table(pairs, inspected, root):

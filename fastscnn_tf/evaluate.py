@@ -3,6 +3,8 @@
 The model is opened with `runtime.load_runtime`, so a `.keras` model and its int8 `.tflite`
 export are measured by the same code: images go in as uint8, class maps come out at the
 image size, and the confusion matrix is accumulated in numpy (`metrics.confusion_matrix`).
+The modules that load TensorFlow are imported where they are used, so that
+`fastscnn evaluate --help` starts fast.
 """
 
 import dataclasses
@@ -13,11 +15,8 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from fastscnn_tf import data as data_lib
-from fastscnn_tf import metrics
 from fastscnn_tf.config import field
-from fastscnn_tf.files import atomic_path, write_text_atomic
-from fastscnn_tf.runtime import load_runtime
+from fastscnn_tf.files import atomic_path, check_output_dir, write_text_atomic
 
 
 @dataclasses.dataclass
@@ -54,6 +53,8 @@ def _batches(dataset, batch_size, max_examples):
 
 def evaluate(runtime, source, batch_size=4, max_examples=None):
     """Confusion matrix of `runtime.segment` over a source's examples, and the image count."""
+    from fastscnn_tf import metrics
+
     labels = source.labels
     confusion = np.zeros((labels.num_classes, labels.num_classes), np.int64)
     count = 0
@@ -145,8 +146,15 @@ def _save_png_atomic(image, path):
 def run_evaluation(config):
     """Evaluate and write `<model stem>.<split>.eval.json` and `.confusion.png`; returns the
     results dict."""
+    from fastscnn_tf import data as data_lib
+    from fastscnn_tf import metrics
+    from fastscnn_tf.runtime import load_runtime
+
     if config.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {config.batch_size}.")
+    # Checked before the work, not after it (the default: the model's folder).
+    out = config.out or os.path.dirname(os.path.abspath(config.model))
+    check_output_dir(out, "--out")
     runtime = load_runtime(config.model, num_threads=config.num_threads)
     num_classes = config.num_classes or runtime.num_classes
     source = data_lib.load_source(
@@ -170,7 +178,6 @@ def run_evaluation(config):
     print(f"{config.model} on {source.name}: {count} images in {seconds:.1f} s")
     print(format_table(names, result, confusion))
 
-    out = config.out or os.path.dirname(os.path.abspath(config.model))
     os.makedirs(out, exist_ok=True)
     stem = os.path.splitext(os.path.basename(config.model))[0]
     json_path = os.path.join(out, f"{stem}.{config.split}.eval.json")

@@ -17,6 +17,7 @@ import json
 import os
 import re
 import warnings
+import zipfile
 
 import numpy as np
 import tensorflow as tf
@@ -24,8 +25,8 @@ import tensorflow as tf
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf import metadata as metadata_lib
 from fastscnn_tf.config import field, parse_size
-from fastscnn_tf.files import write_bytes_atomic
-from fastscnn_tf.model import MIN_INPUT_SIZE
+from fastscnn_tf.files import check_input_file, check_output_file, write_bytes_atomic
+from fastscnn_tf.model import MIN_INPUT_SIZE, aligned_size
 
 PRECISIONS = ("float32", "float16", "dynamic", "int8")
 OUTPUT_KINDS = ("mask", "logits", "probabilities")
@@ -79,7 +80,24 @@ def check_size(size, option="--size"):
         )
 
 
+def keras_archive_problem(path):
+    """What makes `path` no `.keras` archive (a zip holding config.json), or None. Keras itself
+    reports a truncated or foreign file as "File not found"."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            corrupt = archive.testzip()  # reads every member and checks its CRC
+    except (zipfile.BadZipFile, EOFError, OSError) as error:
+        return f"not a zip file, truncated or of another format: {error}"
+    if corrupt is not None:
+        return f"{corrupt} inside it is corrupt"
+    if "config.json" not in names:
+        return "no config.json inside it"
+    return None
+
+
 def load_keras_model(path):
+    """A `.keras` model for inference, with errors that say what is wrong with the file."""
     import keras
 
     import fastscnn_tf.layers  # noqa: F401  (registers the custom layers)
@@ -87,9 +105,14 @@ def load_keras_model(path):
     path = str(path)
     if not path.endswith(".keras"):
         raise ValueError(f"{path}: expected a trained .keras model.")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file {path} does not exist.")
-    return keras.models.load_model(path, compile=False)
+    check_input_file(path, "model file")
+    problem = keras_archive_problem(path)
+    if problem:
+        raise ValueError(f"{path}: not a valid .keras archive ({problem}).")
+    try:
+        return keras.models.load_model(path, compile=False)
+    except (ValueError, TypeError, KeyError) as error:  # a config Keras cannot rebuild
+        raise ValueError(f"{path}: cannot load this .keras model: {error}") from None
 
 
 def _with_input_size(model, size):
@@ -153,15 +176,28 @@ def upsample_mask(mask, size):
     return tf.gather(tf.gather(mask, rows, axis=1), cols, axis=2)
 
 
-def mask_head(scores8, size, mask_stride):
+def mask_head(scores8, size, mask_stride, quantized=False):
     """uint8 class map at `size` from the 1/8 scores, with the ARG_MAX at 1/`mask_stride`.
 
     ARG_MAX runs outside XNNPACK, single-threaded, over every class of every pixel: at the
-    input size it costs more than the whole bilinear upsampling. Taking it on scores upsampled
-    only to 1/`mask_stride` and copying the classes to the input size is far cheaper; the
-    pixels that change lie on class boundaries (see benchmarks/tflite_ops.py for how many).
+    input size it costs more than the whole bilinear upsampling. Stride 1 gives the exact mask
+    without it (`exact_mask`: the 1/8 argmax, resolved per pixel on class boundaries only;
+    `quantized` says the graph will be int8). Strides 2-8 take ARG_MAX on scores upsampled
+    only to 1/`mask_stride` and copy the classes to the input size; the pixels that change lie
+    on class boundaries (see benchmarks/tflite_ops.py for how many).
     """
+    from fastscnn_tf.exact_mask import exact_mask, supports
+
     h, w = size
+    aligned = scores8.shape[1] * 8, scores8.shape[2] * 8
+    if aligned != (h, w) and aligned == aligned_size(size):
+        # The model padded its input (see `model.PadToMultiple`): map the scores to the padded
+        # size and crop, so the classes sit where the exact mask puts them. A 2-D SLICE: the
+        # STRIDED_SLICE of `[:, :h, :w]` copies uint8 element by element (5 ms at 384x480).
+        mask = tf.reshape(mask_head(scores8, aligned, mask_stride, quantized), aligned)
+        return tf.reshape(tf.slice(mask, [0, 0], [h, w]), [1, h, w])
+    if mask_stride == 1 and supports(scores8.shape, size):
+        return exact_mask(scores8, size, quantized)
     if mask_stride != 8:
         target = (max(1, h // mask_stride), max(1, w // mask_stride))
         scores8 = tf.raw_ops.ResizeBilinear(
@@ -169,6 +205,16 @@ def mask_head(scores8, size, mask_stride):
         )
     mask = tf.cast(tf.argmax(scores8, axis=-1, output_type=tf.int32), tf.uint8)
     return upsample_mask(mask, size)
+
+
+def _upsamples_half_pixel(model):
+    """Whether the model's final upsampling uses half-pixel centres (a `ResizeLike` named
+    "logits", or "logits_up" before the crop of a padded model)."""
+    for name in ("logits_up", "logits"):
+        layer = next((layer for layer in model.layers if layer.name == name), None)
+        if layer is not None and hasattr(layer, "align_corners"):
+            return not layer.align_corners
+    return False
 
 
 def build_export_model(
@@ -186,9 +232,9 @@ def build_export_model(
             quantization, which the converter turns into a uint8 input with scale 1 and zero
             point 0, so raw camera bytes go straight in without a CAST op. Otherwise the graph
             takes uint8 and casts it.
-        mask_stride: for a mask at the input size: 1 takes ARG_MAX on scores bilinearly
-            upsampled to the input size (exact); 2, 4 or 8 take it at that fraction of the
-            input size and upsample the class map (nearest), see `mask_head`.
+        mask_stride: for a mask at the input size: 1 gives the ARG_MAX of the scores bilinearly
+            upsampled to the input size (exact, see `exact_mask`); 2, 4 or 8 take it at that
+            fraction of the input size and upsample the class map (nearest), see `mask_head`.
     """
     from fastscnn_tf.model import fold_input_normalization
 
@@ -196,8 +242,11 @@ def build_export_model(
     if mask_stride not in MASK_STRIDES:
         raise ValueError(f"mask_stride={mask_stride}: choose one of {MASK_STRIDES}.")
     model = fold_input_normalization(_with_input_size(model, size))
+    # The mask head upsamples the 1/8 scores itself; at stride 1 only where that reproduces the
+    # model's own upsampling (half-pixel centres, not the reference's align_corners).
     cheap_mask = output == "mask" and output_stride == 1 and mask_stride > 1
-    scores = score_model(model, 8 if cheap_mask else output_stride)
+    exact_head = output == "mask" and output_stride == 1 and _upsamples_half_pixel(model)
+    scores = score_model(model, 8 if cheap_mask or exact_head else output_stride)
     h, w = size
     dtype = tf.float32 if quantized_input else tf.uint8
     spec = tf.TensorSpec([1, h, w, 3], dtype, name="image")
@@ -208,8 +257,8 @@ def build_export_model(
             x = tf.quantization.fake_quant_with_min_max_args(image, min=0.0, max=255.0)
         else:
             x = tf.cast(image, tf.float32)
-        if cheap_mask:
-            return mask_head(scores(x, training=False), size, mask_stride)
+        if cheap_mask or exact_head:
+            return mask_head(scores(x, training=False), size, mask_stride, quantized_input)
         return export_head(scores(x, training=False), output)
 
     return serve
@@ -384,6 +433,7 @@ def export_tflite(
         raise ValueError(f"--output-kind {output_kind!r}: choose one of {', '.join(OUTPUT_KINDS)}.")
     size = tuple(int(v) for v in size)
     check_size(size)
+    check_output_file(output, "--output")  # before the conversion, not after it
     if model_path is not None:
         model = load_keras_model(model_path)
     num_classes = int(model.outputs[0].shape[-1])

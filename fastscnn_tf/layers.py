@@ -130,3 +130,65 @@ class ResizeLike(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "align_corners": self.align_corners}
+
+
+def _static_or_dynamic(x, axis):
+    return x.shape[axis] if x.shape[axis] is not None else tf.shape(x)[axis]
+
+
+@keras.saving.register_keras_serializable(package="fastscnn_tf")
+class PadToMultiple(keras.layers.Layer):
+    """Zero-pad the bottom and right of an image up to a multiple of `multiple` pixels.
+
+    Fast-SCNN's streams meet at 1/8 and 1/32 of the input; on a size that is not a multiple
+    of 32 the 1/32 map is rounded up and upsampling it no longer lands on the 1/8 grid the
+    network was trained with (crops are multiples of 32), which costs accuracy. Padding as
+    the training crops are padded (zeros, bottom/right) and cropping the output back with
+    `CropLike` gives every size the accuracy of an aligned one. A no-op on aligned static
+    sizes.
+
+    Example:
+        >>> PadToMultiple(32)(np.zeros((1, 360, 480, 3), "float32")).shape
+        TensorShape([1, 384, 480, 3])
+    """
+
+    def __init__(self, multiple=32, **kwargs):
+        super().__init__(**kwargs)
+        self.multiple = int(multiple)
+
+    def call(self, x):
+        h, w = _static_or_dynamic(x, 1), _static_or_dynamic(x, 2)
+        extra_h, extra_w = (-h) % self.multiple, (-w) % self.multiple
+        if isinstance(extra_h, int) and isinstance(extra_w, int) and extra_h == extra_w == 0:
+            return x
+        return tf.pad(x, [[0, 0], [0, extra_h], [0, extra_w], [0, 0]])
+
+    def compute_output_shape(self, input_shape):
+        def up(size):
+            return None if size is None else -(-size // self.multiple) * self.multiple
+
+        return (input_shape[0], up(input_shape[1]), up(input_shape[2]), input_shape[3])
+
+    def get_config(self):
+        return {**super().get_config(), "multiple": self.multiple}
+
+
+@keras.saving.register_keras_serializable(package="fastscnn_tf")
+class CropLike(keras.layers.Layer):
+    """The top-left window of `inputs[0]` with the spatial size of `inputs[1]` (undoes
+    `PadToMultiple`).
+
+    Example:
+        >>> CropLike()([np.zeros((1, 384, 480, 2)), np.zeros((1, 360, 480, 3))]).shape
+        TensorShape([1, 360, 480, 2])
+    """
+
+    def call(self, inputs):
+        x, like = inputs
+        if x.shape[1:3] == like.shape[1:3] and None not in like.shape[1:3]:
+            return x
+        return x[:, : _static_or_dynamic(like, 1), : _static_or_dynamic(like, 2)]
+
+    def compute_output_shape(self, input_shapes):
+        x, like = input_shapes
+        return (x[0], like[1], like[2], x[3])

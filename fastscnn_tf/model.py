@@ -13,7 +13,7 @@ Layer names say where a layer sits in the paper: `ltd_*` learning to downsample,
 import keras
 import numpy as np
 
-from fastscnn_tf.layers import AdaptiveAveragePooling, ResizeLike
+from fastscnn_tf.layers import AdaptiveAveragePooling, CropLike, PadToMultiple, ResizeLike
 
 BN_EPSILON = 1e-5  # PyTorch's BatchNorm2d default, as in the reference.
 BN_MOMENTUM = 0.9  # PyTorch momentum 0.1 is Keras momentum 0.9.
@@ -24,6 +24,9 @@ PPM_BINS = (1, 2, 3, 6)
 GFE_STAGES = ((64, 64, 3, 2), (64, 96, 3, 2), (96, 128, 3, 1))
 EXPANSION = 6
 MIN_INPUT_SIZE = 64
+# The coarsest map is 1/32 of the input: sizes that are multiples of this keep the streams
+# on the grid they were trained on (see `PadToMultiple`).
+ALIGN = 32
 
 
 def _bn(x, name):
@@ -123,9 +126,23 @@ def aux_head(x, num_classes, dropout, name):
     return keras.layers.Conv2D(num_classes, 1, name=f"{name}_cls")(x)
 
 
-def _upsample_to_input(x, image, align_corners, name):
+def needs_alignment(input_shape, align=ALIGN):
+    """Whether a model with this input shape pads to a multiple of `align` (dynamic sizes and
+    static sizes that are not multiples)."""
+    return bool(align) and any(size is None or size % align for size in input_shape[:2])
+
+
+def aligned_size(size, align=ALIGN):
+    """`(H, W)` rounded up to multiples of `align` (the size the network runs at)."""
+    return tuple(-(-int(v) // align) * align for v in size) if align else tuple(size)
+
+
+def _upsample_to_input(x, padded, image, align_corners, name):
     # float32 so that softmax and the loss stay in full precision under mixed precision.
-    return ResizeLike(align_corners, name=name, dtype="float32")([x, image])
+    if padded is image:
+        return ResizeLike(align_corners, name=name, dtype="float32")([x, image])
+    x = ResizeLike(align_corners, name=f"{name}_up", dtype="float32")([x, padded])
+    return CropLike(name=name, dtype="float32")([x, image])
 
 
 def FastSCNN(
@@ -136,6 +153,7 @@ def FastSCNN(
     align_corners=False,
     dropout=0.1,
     include_preprocessing=True,
+    align=ALIGN,
     name="fast_scnn",
 ):
     """Fast-SCNN semantic segmentation network.
@@ -152,6 +170,9 @@ def FastSCNN(
         dropout: dropout rate before the classifier's and the aux heads' last 1x1 conv.
         include_preprocessing: the model takes RGB in [0, 255] and normalises with ImageNet
             mean/std itself (no weights); otherwise it takes already-normalised input.
+        align: pad the input (zeros, bottom/right) to a multiple of this and crop the outputs
+            back, so that any size gets the accuracy of an aligned one (see `PadToMultiple`);
+            0 runs the network at the input size as it is. No-op for aligned static sizes.
         name: model name.
 
     Returns:
@@ -175,6 +196,9 @@ def FastSCNN(
 
     image = keras.Input(shape=input_shape, name="image")
     x = image
+    if needs_alignment(input_shape, align):
+        x = PadToMultiple(align, name="align_pad")(x)
+    padded = x
     if include_preprocessing:
         std = np.array(IMAGENET_STD)
         x = keras.layers.Rescaling(
@@ -186,13 +210,13 @@ def FastSCNN(
     low = global_feature_extractor(high, align_corners)
     fused = feature_fusion(high, low, align_corners)
     logits = classifier(fused, num_classes, dropout)
-    outputs = [_upsample_to_input(logits, image, align_corners, "logits")]
+    outputs = [_upsample_to_input(logits, padded, image, align_corners, "logits")]
     if aux:
         y = aux_head(high, num_classes, dropout, "aux")
-        outputs.append(_upsample_to_input(y, image, align_corners, "aux_logits"))
+        outputs.append(_upsample_to_input(y, padded, image, align_corners, "aux_logits"))
     if aux2:
         y = aux_head(low, num_classes, dropout, "aux2")
-        outputs.append(_upsample_to_input(y, image, align_corners, "aux2_logits"))
+        outputs.append(_upsample_to_input(y, padded, image, align_corners, "aux2_logits"))
     return keras.Model(image, outputs[0] if len(outputs) == 1 else outputs, name=name)
 
 

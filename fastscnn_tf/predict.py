@@ -2,29 +2,42 @@
 
 For each image it writes `<name>_mask.png` (each pixel in its class colour),
 `<name>_overlay.png` (the mask blended over the photo, with a legend of the classes found) and
-`<name>_classes.png` (8-bit class indices, lossless, for tools). The runtime resizes images to
-a static model input and the prediction back, so every output has the image's own size.
+`<name>_classes.png` (8-bit class indices, lossless, for tools). The three are written to
+temporary files first and then renamed together, so an image gets all of them or none.
+
+Memory stays bounded for large photos: the network sees the photo scaled so that its long side
+is at most `--max-size` (a model with a static input then resizes it to that input), and the
+class map is scaled back to the photo (nearest), so every output has the image's own size. A
+photo above PIL's decompression-bomb limit (`Image.MAX_IMAGE_PIXELS`, about 89 megapixels) is
+refused before it is decoded.
 
 Images are decoded with PIL. Greyscale, palette, RGBA and CMYK images are converted to RGB
 (alpha is dropped) with a note; 16-bit and float images are refused, since their range
-cannot be mapped to [0, 255] without guessing.
+cannot be mapped to [0, 255] without guessing. Of an animated image (GIF, APNG, WebP) or a
+multi-page TIFF only the first frame is segmented, with a note.
+
+TensorFlow is imported by `run` (through the runtime), not by this module, so that
+`fastscnn predict --help` starts fast.
 """
 
 import dataclasses
 import os
+import warnings
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
 
+from fastscnn_tf import imageops
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.config import field
-from fastscnn_tf.files import atomic_path
-from fastscnn_tf.runtime import load_runtime
+from fastscnn_tf.files import atomic_paths
 
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 CONVERTIBLE_MODES = ("L", "LA", "P", "PA", "RGBA", "RGBX", "CMYK", "YCbCr", "1")
 LEGEND_ROW = 18  # pixels per legend entry
 LEGEND_SWATCH = 12
+DEFAULT_MAX_SIZE = 2048
+BLEND_ROWS = 512  # rows blended at a time: float copies of a whole large photo cost GBs
 
 
 @dataclasses.dataclass
@@ -33,6 +46,11 @@ class PredictConfig:
     model: str = field("", "a .keras or .tflite model (labels.txt beside it is used if present)")
     out: str = field("predictions", "output folder")
     opacity: float = field(0.5, "overlay opacity of the class colours, 0..1")
+    max_size: int = field(
+        DEFAULT_MAX_SIZE,
+        "longest side in pixels of the photo the network sees; masks are scaled back to the "
+        "photo's size (0: full resolution)",
+    )
     num_threads: int | None = field(None, "TFLite interpreter threads (default: LiteRT's)")
 
 
@@ -58,23 +76,57 @@ def find_images(inputs):
     return paths
 
 
+def check_pixels(path, width, height, limit):
+    """Refuse an image of more than `limit` pixels (None: no limit) before it is decoded."""
+    if limit and width * height > limit:
+        raise ValueError(
+            f"{path}: the {width}x{height} image has {width * height:,} pixels, more than the "
+            f"{limit:,} decoded safely (PIL's decompression-bomb limit, "
+            "PIL.Image.MAX_IMAGE_PIXELS); scale it down first."
+        )
+
+
 def read_rgb(path):
     """An image file -> (uint8 (H, W, 3) array, note or None). Clear errors for bad files."""
+    notes = []
     try:
-        with Image.open(path) as image:
+        with warnings.catch_warnings():
+            # Between 1x and 2x the limit PIL only warns; check_pixels makes it an error.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(path)
+        with image:
+            check_pixels(path, *image.size, Image.MAX_IMAGE_PIXELS)
+            frames = getattr(image, "n_frames", 1)
+            if frames > 1:
+                notes.append(f"{frames} frames (animated or multi-page); segmented the first")
             image.load()
             mode = image.mode
             if mode == "RGB":
-                return np.asarray(image, np.uint8).copy(), None
-            if mode not in CONVERTIBLE_MODES:
+                rgb = np.asarray(image, np.uint8).copy()
+            elif mode in CONVERTIBLE_MODES:
+                rgb = np.asarray(image.convert("RGB"), np.uint8).copy()
+                notes.append(f"converted {mode} image to RGB")
+            else:
                 raise ValueError(
                     f"{path}: image mode {mode} (16-bit or float) is not supported; "
                     "save it as 8-bit RGB."
                 )
-            rgb = np.asarray(image.convert("RGB"), np.uint8).copy()
-            return rgb, f"{path}: converted {mode} image to RGB"
+    except Image.DecompressionBombError as error:  # above 2x the limit, raised by open
+        raise ValueError(f"{path}: too large to decode safely ({error}).") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"{path}: not a readable image ({error}).") from None
+    return rgb, (f"{path}: " + "; ".join(notes)) if notes else None
+
+
+def network_size(size, max_size, min_side=1):
+    """The `(h, w)` at which the network sees an image of `size`: scaled, keeping its aspect,
+    so that the long side is at most `max_size` (0: as it is), but the short side not below
+    `min_side` (what the network needs) unless the image itself is smaller."""
+    h, w = size
+    if not max_size or max(h, w) <= max_size:
+        return (h, w)
+    scale = max(max_size / max(h, w), min(min_side / min(h, w), 1.0))
+    return (max(1, round(h * scale)), max(1, round(w * scale)))
 
 
 def colorize(classes, colors):
@@ -86,8 +138,15 @@ def colorize(classes, colors):
 
 
 def blend(image, colours, opacity):
-    mixed = image.astype(np.float32) * (1 - opacity) + colours.astype(np.float32) * opacity
-    return np.clip(np.round(mixed), 0, 255).astype(np.uint8)
+    """uint8 `image * (1 - opacity) + colours * opacity`, rounded; float32 only per block of
+    rows, so a large photo costs no more than its uint8 copies."""
+    out = np.empty(np.shape(image), np.uint8)
+    for start in range(0, len(out), BLEND_ROWS):
+        rows = slice(start, start + BLEND_ROWS)
+        mixed = image[rows].astype(np.float32) * (1 - opacity)
+        mixed += colours[rows].astype(np.float32) * opacity
+        out[rows] = np.clip(np.round(mixed), 0, 255)
+    return out
 
 
 def classes_by_area(classes, num_classes):
@@ -117,11 +176,6 @@ def add_legend(picture, entries, labels):
     return np.concatenate([picture, np.asarray(panel)], axis=1)
 
 
-def _save_png(array, path):
-    with atomic_path(path) as tmp:
-        Image.fromarray(array).save(tmp, format="PNG")
-
-
 def _labels_for(runtime):
     if runtime.labels is not None:
         return runtime.labels
@@ -134,13 +188,31 @@ def _labels_for(runtime):
     return labels_lib.generic(runtime.num_classes)
 
 
-def predict_file(runtime, path, out_dir, labels, opacity=0.5):
+def segment_bounded(runtime, image, max_size):
+    """Class map `(H, W)` of one uint8 image, the network seeing it at `network_size`; the
+    map is scaled back nearest, so memory follows `max_size`, not the photo."""
+    from fastscnn_tf.model import MIN_INPUT_SIZE
+
+    size = image.shape[:2]
+    small = network_size(size, max_size, MIN_INPUT_SIZE)
+    if small != size:
+        resized = Image.fromarray(image).resize((small[1], small[0]), Image.Resampling.BILINEAR)
+        image = np.asarray(resized)
+    classes = runtime.segment(image[None])[0]
+    if small == size:
+        return classes
+    # Classes fit in uint8 for every model predict can save (the classes PNG is 8-bit).
+    dtype = np.uint8 if runtime.num_classes <= 256 else np.int32
+    return imageops.resize_nearest(classes.astype(dtype), *size)
+
+
+def predict_file(runtime, path, out_dir, labels, opacity=0.5, max_size=DEFAULT_MAX_SIZE):
     """Segment one image file and write its three PNGs; returns their paths."""
     image, note = read_rgb(path)
     if note:
         print(f"note: {note}")
     try:
-        classes = runtime.segment(image[None])[0]
+        classes = segment_bounded(runtime, image, max_size)
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     stem = os.path.splitext(os.path.basename(path))[0]
@@ -153,17 +225,26 @@ def predict_file(runtime, path, out_dir, labels, opacity=0.5):
         "overlay": os.path.join(out_dir, f"{stem}_overlay.png"),
         "classes": os.path.join(out_dir, f"{stem}_classes.png"),
     }
-    _save_png(colours, outputs["mask"])
-    _save_png(overlay, outputs["overlay"])
-    _save_png(classes.astype(np.uint8), outputs["classes"])
+    pictures = {"mask": colours, "overlay": overlay, "classes": classes.astype(np.uint8)}
+    with atomic_paths(list(outputs.values())) as temporaries:
+        for key, tmp in zip(outputs, temporaries, strict=True):
+            Image.fromarray(pictures[key]).save(tmp, format="PNG")
     return outputs
 
 
 def run(config):
+    from fastscnn_tf.model import MIN_INPUT_SIZE
+    from fastscnn_tf.runtime import load_runtime
+
     if not config.model:
         raise ValueError("--model is required (a .keras or .tflite file).")
     if not 0.0 <= config.opacity <= 1.0:
         raise ValueError(f"--opacity {config.opacity}: expected a value in 0..1.")
+    if config.max_size and not config.max_size >= MIN_INPUT_SIZE:
+        raise ValueError(
+            f"--max-size {config.max_size}: Fast-SCNN needs at least {MIN_INPUT_SIZE} pixels "
+            "(0: full resolution)."
+        )
     paths = find_images(config.inputs)
     runtime = load_runtime(config.model, num_threads=config.num_threads)
     labels = _labels_for(runtime)
@@ -171,6 +252,6 @@ def run(config):
     size = "any size" if runtime.input_size is None else "x".join(map(str, runtime.input_size))
     print(f"{runtime.kind} model {config.model} ({size} input, {runtime.num_classes} classes)")
     for index, path in enumerate(paths, start=1):
-        outputs = predict_file(runtime, path, config.out, labels, config.opacity)
+        outputs = predict_file(runtime, path, config.out, labels, config.opacity, config.max_size)
         print(f"[{index}/{len(paths)}] {path} -> {outputs['overlay']}")
     return 0

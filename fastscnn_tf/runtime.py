@@ -13,7 +13,8 @@ import numpy as np
 import tensorflow as tf
 
 from fastscnn_tf import labels as labels_lib
-from fastscnn_tf.model import MIN_INPUT_SIZE
+from fastscnn_tf.files import check_input_file
+from fastscnn_tf.model import MIN_INPUT_SIZE, aligned_size
 
 KINDS = {".keras": "keras", ".tflite": "tflite"}
 
@@ -43,9 +44,18 @@ def _resize_images(images, size):
 
 
 def logits_to_classes(logits, size):
-    """(N, h, w, C) scores -> int32 (N, H, W) classes, resizing scores bilinearly first."""
-    if tuple(logits.shape[1:3]) != tuple(size):
-        logits = tf.image.resize(logits, size, method="bilinear").numpy()
+    """(N, h, w, C) scores -> int32 (N, H, W) classes, resizing scores bilinearly first.
+
+    1/8 scores of a model that padded its input to a multiple of 32 (`model.PadToMultiple`)
+    cover the padded size: they are resized to it and cropped.
+    """
+    h, w = size
+    if tuple(logits.shape[1:3]) != (h, w):
+        padded = aligned_size(size)
+        if (logits.shape[1] * 8, logits.shape[2] * 8) == padded != (h, w):
+            logits = tf.image.resize(logits, padded, method="bilinear").numpy()[:, :h, :w]
+        else:
+            logits = tf.image.resize(logits, size, method="bilinear").numpy()
     return np.argmax(logits, axis=-1).astype(np.int32)
 
 
@@ -124,23 +134,31 @@ class KerasRuntime(Runtime):
     kind = "keras"
 
     def __init__(self, path, model=None):
-        import keras
-
-        import fastscnn_tf.layers  # noqa: F401  (registers the custom layers for loading)
-
         if model is None:
-            model = keras.models.load_model(path, compile=False)
+            # The one .keras loader: its errors say what is wrong with the file.
+            from fastscnn_tf.export import load_keras_model
+
+            model = load_keras_model(path)
         self.model = model
         output = model.outputs[0]
         h, w = model.inputs[0].shape[1:3]
         input_size = (int(h), int(w)) if h is not None and w is not None else None
         super().__init__(path, input_size, output.shape[-1], "logits")
+        # One graph for every size: a graph frees each activation after its last use, where
+        # an eager call holds them all (half the peak memory on a large photo).
+        self._forward = tf.function(
+            self._main_output,
+            input_signature=[tf.TensorSpec([None, h, w, 3], tf.float32)],
+        )
 
-    def _run(self, images):
-        output = self.model(images.astype(np.float32), training=False)
+    def _main_output(self, images):
+        output = self.model(images, training=False)
         if isinstance(output, (list, tuple)):  # aux heads: the main output comes first
             output = output[0]
-        return np.asarray(output, dtype=np.float32)
+        return output
+
+    def _run(self, images):
+        return self._forward(images.astype(np.float32)).numpy().astype(np.float32)
 
 
 def _quantize(values, detail):
@@ -236,8 +254,7 @@ def load_runtime(path, num_threads=None):
     kind = KINDS.get(os.path.splitext(path)[1].lower())
     if kind is None:
         raise ValueError(f"{path}: unknown model type; expected a .keras or .tflite file.")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"model file {path} does not exist.")
+    check_input_file(path, "model file")  # missing, or a directory
     if kind == "keras":
         return KerasRuntime(path)
     return TFLiteRuntime(path, num_threads=num_threads)

@@ -3,7 +3,6 @@
 import dataclasses
 
 from fastscnn_tf.config import field, parse_size
-from fastscnn_tf.model import FastSCNN, count_params, layer_macs
 
 
 @dataclasses.dataclass
@@ -17,6 +16,8 @@ class SummaryConfig:
 
 def summarize(config):
     """Return the summary as text (one row per layer with weights or MACs, then totals)."""
+    from fastscnn_tf.model import FastSCNN, count_params, layer_macs  # loads TensorFlow
+
     model = FastSCNN(
         config.num_classes, input_shape=(*config.size, 3), aux=config.aux, aux2=config.aux2
     )

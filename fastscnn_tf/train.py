@@ -33,7 +33,14 @@ from fastscnn_tf import data as data_lib
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf import losses as losses_lib
 from fastscnn_tf import metrics as metrics_lib
-from fastscnn_tf.config import field, load_config, parse_size, save_config, to_json
+from fastscnn_tf.config import (
+    field,
+    load_config,
+    parse_range,
+    parse_size,
+    save_config,
+    to_json,
+)
 from fastscnn_tf.files import atomic_path, write_text_atomic
 from fastscnn_tf.model import FastSCNN
 from fastscnn_tf.predict import blend, colorize
@@ -58,10 +65,20 @@ class TrainConfig:
     batch_size: int = field(12, "global batch size (split across replicas)")
     val_batch_size: int = field(1, "validation batch size (full images)")
     crop: tuple[int, int] = field((512, 512), "random crop HxW after scaling", parse=parse_size)
-    augment: bool = field(True, "random scale 0.5-2, crop, flip and colour jitter")
+    augment: bool = field(True, "random scale, crop and flip (and --colour-jitter)")
+    scale_range: tuple[float, float] = field(
+        (0.5, 2.0), "random scale range LO,HI of the augmentation", parse=parse_range
+    )
+    colour_jitter: bool = field(
+        False, "brightness/contrast/colour-channel noise (off: the reference's recipe)"
+    )
+    antialias: bool = field(True, "filter images when the random scale shrinks them")
     lr: float = field(0.045, "base learning rate")
     momentum: float = field(0.9, "SGD momentum")
     weight_decay: float = field(4e-5, "L2 on conv kernels (not depthwise, BN or biases)")
+    weight_decay_all: bool = field(
+        False, "L2 on every parameter, as PyTorch's SGD(weight_decay=) in the reference"
+    )
     poly_power: float = field(0.9, "poly learning-rate decay power")
     warmup_steps: int = field(0, "linear learning-rate warm-up steps")
     aux: bool = field(True, "auxiliary loss on the learning-to-downsample output")
@@ -73,6 +90,9 @@ class TrainConfig:
     num_classes: int | None = field(None, "number of classes (default: from the data)")
     ignore_index: int | None = field(None, "label value to ignore (default: from the data)")
     class_names: str | None = field(None, "labels.txt with class names and colours")
+    allow_extra_classes: bool = field(
+        False, "let --num-classes exceed the classes the training masks hold, on purpose"
+    )
     strategy: str = field("default", "tf.distribute strategy", choices=STRATEGIES)
     mixed_precision: bool = field(False, "mixed precision (float16 on GPU, bfloat16 on CPU)")
     jit: bool = field(False, "compile the train step with XLA")
@@ -168,9 +188,11 @@ def output_names(config):
     )
 
 
-def build_training_model(config, num_classes, total_steps, class_weights=None):
-    """Fast-SCNN with the configured aux heads, compiled with the paper's recipe."""
-    model = FastSCNN(num_classes, aux=config.aux, aux2=config.aux2)
+def build_training_model(config, num_classes, total_steps, class_weights=None, model=None):
+    """Fast-SCNN with the configured aux heads (or `model`, built to match them), compiled
+    with the paper's recipe."""
+    if model is None:
+        model = FastSCNN(num_classes, aux=config.aux, aux2=config.aux2)
     names = output_names(config)
     loss = losses_lib.SegmentationCrossEntropy(
         ignore_index=config.ignore_index,
@@ -182,7 +204,11 @@ def build_training_model(config, num_classes, total_steps, class_weights=None):
         learning_rate=PolyDecay(config.lr, total_steps, config.poly_power, config.warmup_steps),
         momentum=config.momentum,
         l2=config.weight_decay,
-        decay_paths=decayed_paths(model),
+        decay_paths=(
+            [v.path for v in model.trainable_variables]
+            if config.weight_decay_all
+            else decayed_paths(model)
+        ),
     )
     metrics = [
         metrics_lib.MeanIoU(num_classes, config.ignore_index),
@@ -524,6 +550,15 @@ def load_data(config):
         "seed": config.seed,
     }
     train = data_lib.load_source(config.dataset, config.split, **common)
+    present = train.classes_present
+    if config.num_classes and present and config.num_classes > present:
+        if not config.allow_extra_classes:  # e.g. CamVid's void (11) would become a class
+            raise ValueError(
+                f"--num-classes {config.num_classes} is more than the {present} classes "
+                f"(0..{present - 1}) that the masks of {train.name} hold besides the ignore "
+                f"index {train.labels.ignore_index}; pass a matching --num-classes (or none, for "
+                "the data's own classes), or --allow-extra-classes if the extra ones are meant."
+            )
     val = data_lib.load_source(config.val_dataset or config.dataset, config.val_split, **common)
     if train.labels.num_classes != val.labels.num_classes:
         raise ValueError(
@@ -597,6 +632,19 @@ def first_examples(source, count):
     return np.stack(images), np.stack(masks).astype(np.int32)
 
 
+class EpochsShown(keras.callbacks.ProgbarLogger):
+    """Keras' progress bar, but its "Epoch i/N" names the run's `epochs`, not the `epochs` of
+    the `fit` call (which for the rest of a resumed epoch is that epoch + 1)."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.total_epochs = int(epochs)
+
+    def set_params(self, params):
+        super().set_params(params)
+        self.epochs = self.total_epochs
+
+
 def fit_from(model, step, config, train_data, val_data, callbacks):
     """`model.fit` from global step `step`: finish a partly done epoch first, so every
     epoch ends (validation, checkpoints) where it would have without the interruption."""
@@ -612,7 +660,7 @@ def fit_from(model, step, config, train_data, val_data, callbacks):
                 steps_per_epoch=spe - done,
                 validation_data=val_data,
                 validation_steps=config.val_steps,
-                callbacks=callbacks,
+                callbacks=[*callbacks, EpochsShown(config.epochs)],
                 shuffle=False,
                 verbose=config.verbose,
             )
@@ -687,6 +735,9 @@ def train(config):
             # already trained on puts a resumed run exactly where the killed one was, without
             # decoding or augmenting the skipped examples.
             start=step,
+            colour=config.colour_jitter,
+            scale_range=config.scale_range,
+            antialias=config.antialias,
         )
         return ds.map(targets(names), num_parallel_calls=tf.data.AUTOTUNE)
 

@@ -36,7 +36,10 @@ def _labels_of(image):
 def test_augment_keeps_mask_aligned_with_image(sample):
     image, mask = _image_and_mask(seed=sample)
     seed = tf.constant([7, sample], tf.int64)
-    out_image, out_mask = augment.augment(image, mask, seed, (64, 64), IGNORE, colour=False)
+    # Geometry only: without the antialiasing filter, which blurs colours across boundaries.
+    out_image, out_mask = augment.augment(
+        image, mask, seed, (64, 64), IGNORE, colour=False, antialias=False
+    )
     out_image, out_mask = out_image.numpy(), out_mask.numpy()
     assert out_image.shape == (64, 64, 3) and out_mask.shape == (64, 64)
     padded = out_mask == IGNORE
@@ -149,3 +152,19 @@ def test_augment_is_a_function_of_the_seed():
     np.testing.assert_array_equal(a[0].numpy(), b[0].numpy())
     np.testing.assert_array_equal(a[1].numpy(), b[1].numpy())
     assert not np.array_equal(a[0].numpy(), c[0].numpy())
+
+
+def test_downscale_is_antialiased_like_pil_bilinear():
+    """Shrinking filters the image as PIL's BILINEAR does (the reference's pipeline), instead
+    of sampling every other stripe of a fine pattern."""
+    from PIL import Image
+
+    stripes = np.zeros((40, 60), np.float32)
+    stripes[:, ::2] = 255.0  # 1-pixel stripes: aliasing turns them into a flat 0 or 255
+    image = np.repeat(stripes[..., None], 3, axis=-1)
+    mask = np.zeros((40, 60), np.int32)
+    out, _ = augment.downscale_crop(image, mask, tf.constant(0.4), 0, 0, (16, 24), IGNORE)
+    expected = np.asarray(Image.fromarray(stripes, "F").resize((24, 16), Image.BILINEAR))
+    np.testing.assert_allclose(out.numpy()[..., 0], expected, atol=1.0)
+    aliased, _ = augment.scale_crop(image, mask, tf.constant(0.4), 0, 0, (16, 24), IGNORE)
+    assert np.abs(aliased.numpy()[..., 0] - expected).max() > 50

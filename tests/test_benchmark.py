@@ -96,6 +96,19 @@ def test_bad_models_are_named(tmp_path, capsys):
     assert "missing.tflite does not exist" in capsys.readouterr().err
 
 
+def test_images_give_every_variant_the_same_scene(tmp_path):
+    """--images: every variant runs on the first image by name, resized to its size."""
+    rng = np.random.default_rng(0)
+    for name in ("b.png", "a.jpg"):
+        Image.fromarray(rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)).save(tmp_path / name)
+    image = benchmark.input_image(tmp_path, (64, 96))
+    expected = Image.open(tmp_path / "a.jpg").convert("RGB").resize((96, 64), Image.BILINEAR)
+    np.testing.assert_array_equal(image, np.asarray(expected))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no .jpg or .png"):
+        benchmark.input_image(tmp_path / "empty", (64, 96))
+
+
 @pytest.mark.slow
 def test_benchmark_command_on_a_tiny_model(tmp_path):
     model_path = tmp_path / "tiny.keras"

@@ -244,6 +244,23 @@ def test_colour_masks_map_through_the_labels_file(tmp_path):
         data.load_source(f"folder:{tmp_path}")
 
 
+def test_folder_sources_count_the_classes_their_masks_hold(tmp_path):
+    images, masks = _random_pairs(2, 3)
+    masks[:, 0, :2] = (5, 255)  # classes 0..2 and 5, and the ignore index
+    for k in range(2):
+        _write_pair(tmp_path / "grey" / "images", tmp_path / "grey" / "masks", f"g{k}",
+                    images[k], masks[k])  # fmt: skip
+    source = data.load_source(f"folder:{tmp_path / 'grey'}", num_classes=8)
+    assert source.classes_present == int(masks[masks != 255].max()) + 1 == 6
+    # Colour masks count classes, not colours: CamVid's black (void) is the ignore index.
+    colours = np.asarray(labels.CAMVID.colors + ((0, 0, 0),), np.uint8)
+    camvid = np.where(masks == 255, 11, np.minimum(masks, 4))  # classes 0..4 and void
+    _write_pair(tmp_path / "cv" / "train", tmp_path / "cv" / "trainannot", "a", images[0],
+                colours[camvid[0]])  # fmt: skip
+    assert data.load_source(f"folder:{tmp_path / 'cv'}").classes_present == 5
+    assert data.load_source("synthetic:2").classes_present is None  # not read
+
+
 def test_colour_masks_need_one_colour_per_class(tmp_path):
     names = labels.LabelSet(("road", "car", "tree"), ((1, 2, 3), (9, 9, 9), (1, 2, 3)))
     labels.write_labels(tmp_path / "labels.txt", names)

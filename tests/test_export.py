@@ -253,6 +253,16 @@ def test_bad_input_errors(model, tmp_path):
     assert cli.main(["export", str(tmp_path / "nope.keras"), "--precision", "float32"]) == 2
 
 
+def test_output_under_a_file_is_refused_before_converting(model, tmp_path, monkeypatch):
+    def convert(*args, **kwargs):
+        raise AssertionError("converted before the output was checked")
+
+    monkeypatch.setattr(export, "convert", convert)
+    (tmp_path / "file").write_text("")
+    with pytest.raises(ValueError, match=f"--output {tmp_path}/file/m.tflite: .* is a file"):
+        export.export_tflite(model, tmp_path / "file" / "m.tflite", size=SIZE, metadata=False)
+
+
 def test_metadata_without_mediapipe(model, tmp_path, monkeypatch, capsys):
     from fastscnn_tf import metadata
 
@@ -308,3 +318,40 @@ def test_int8_agrees_with_float_on_a_trained_model(tmp_path):
     agreement = np.mean(float_masks == int8_masks)
     print(f"int8/float pixel agreement {agreement:.2%}")
     assert agreement >= 0.95, f"int8 agrees with float on {agreement:.1%} of pixels"
+
+
+def test_unaligned_size_exports_the_padded_network(tmp_path):
+    """At a size that is not a multiple of 32 the export runs the network padded to one and
+    crops back, as the Keras model does: logits, the 1/8 mask head and 1/8 logits read by the
+    runtime all land on the padded grid."""
+    from fastscnn_tf.runtime import load_runtime
+
+    from helpers import randomize_batchnorm
+
+    keras.utils.set_random_seed(4)
+    model = FastSCNN(NUM_CLASSES)
+    randomize_batchnorm(model)
+    size, padded = (72, 100), (96, 128)
+    image = _images(1, size=size)[0]
+    common = dict(size=size, precision="float32", metadata=False)
+    path = export.export_tflite(model, tmp_path / "l.tflite", output_kind="logits", **common)
+    expected = model(image[None].astype("float32")).numpy()[0]
+    np.testing.assert_allclose(_invoke(_interpreter(path), image), expected, atol=1e-4)
+
+    # 1/8 scores of the zero-padded image, computed without the export code.
+    features = keras.Model(model.inputs, model.get_layer("cls_conv").output)
+    pad = ((0, padded[0] - size[0]), (0, padded[1] - size[1]), (0, 0))
+    scores8 = features(np.pad(image, pad)[None].astype("float32")).numpy()
+    coarse = np.repeat(np.repeat(scores8[0].argmax(-1), 8, 0), 8, 1)[: size[0], : size[1]]
+    path = export.export_tflite(
+        model, tmp_path / "m8.tflite", output_kind="mask", mask_stride=8, **common
+    )
+    np.testing.assert_array_equal(_invoke(_interpreter(path), image), coarse)
+
+    path = export.export_tflite(
+        model, tmp_path / "s8.tflite", output_kind="logits", output_stride=8, **common
+    )
+    fine = tf.image.resize(scores8, padded, method="bilinear").numpy()[0]
+    expected = fine[: size[0], : size[1]].argmax(-1)
+    got = load_runtime(path).segment(image[None])[0]
+    assert (got == expected).mean() > 0.999

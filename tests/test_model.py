@@ -156,3 +156,25 @@ def test_macs_and_summary():
     assert 6.5e9 < count_macs(model) < 7.0e9
     text = summarize(SummaryConfig(num_classes=19, size=(256, 512)))
     assert "1,138,051" in text and "gfe_ppm_bin6_pool" in text
+
+
+def test_unaligned_input_runs_as_its_padded_aligned_version():
+    """A size that is not a multiple of 32 gives exactly the padded (zeros, bottom/right)
+    aligned run cropped back; without the padding the output differs (the streams meet off
+    the grid the network was trained on)."""
+    aligned = FastSCNN(5)
+    randomize_batchnorm(aligned)
+    plain = FastSCNN(5, align=0)
+    plain.set_weights(aligned.get_weights())
+    image = np.random.default_rng(0).uniform(0, 255, (2, 100, 140, 3)).astype("float32")
+    padded = np.pad(image, ((0, 0), (0, 28), (0, 20), (0, 0)))
+    expected = plain(padded).numpy()[:, :100, :140]
+    np.testing.assert_allclose(aligned(image).numpy(), expected, atol=1e-4)
+    static = FastSCNN(5, input_shape=(100, 140, 3))
+    static.set_weights(aligned.get_weights())
+    np.testing.assert_allclose(static(image).numpy(), expected, atol=1e-4)
+    # Far beyond float rounding (the padded run above agrees to 1e-4 of a unit).
+    assert np.abs(plain(image).numpy() - expected).max() > 0.02 * np.abs(expected).max()
+    # Aligned sizes run as they are: no pad, no crop.
+    names = {layer.name for layer in FastSCNN(5, input_shape=(96, 128, 3)).layers}
+    assert "align_pad" not in names and "logits_up" not in names

@@ -1,3 +1,5 @@
+import os
+
 import keras
 import numpy as np
 import pytest
@@ -90,3 +92,103 @@ def test_missing_inputs(model_path, tmp_path):
         predict.find_images([str(tmp_path / "nothing.png")])
     with pytest.raises(ValueError, match="holds no images"):
         predict.find_images([str(tmp_path)])
+
+
+# --- bounded memory, all-or-nothing outputs, animated images -----------------------------------
+
+
+def test_network_size_keeps_the_aspect_and_the_minimum():
+    assert predict.network_size((4000, 6000), 2048) == (1365, 2048)
+    assert predict.network_size((4000, 6000), 0) == (4000, 6000)
+    assert predict.network_size((100, 120), 2048) == (100, 120)
+    # A long strip keeps the short side the network needs, not max_size's 51 pixels.
+    assert predict.network_size((100, 4000), 2048, min_side=64) == (64, 2560)
+
+
+@pytest.fixture(scope="module")
+def dynamic_model(tmp_path_factory):
+    keras.utils.set_random_seed(7)
+    model = FastSCNN(LABELS.num_classes)
+    path = tmp_path_factory.mktemp("dynamic") / "m.keras"
+    model.save(path)
+    return model, path
+
+
+@pytest.mark.parametrize("max_size,seen", [(128, (85, 128)), (0, (128, 192))])
+def test_max_size_bounds_what_the_network_sees(dynamic_model, tmp_path, monkeypatch, max_size,
+                                               seen):  # fmt: skip
+    from fastscnn_tf import runtime as runtime_lib
+
+    model, path = dynamic_model
+    shapes = []
+    original = runtime_lib.KerasRuntime._run
+
+    def spy(self, images):
+        shapes.append(images.shape[1:3])
+        return original(self, images)
+
+    monkeypatch.setattr(runtime_lib.KerasRuntime, "_run", spy)
+    rgb = synthetic.example(3, size=(128, 192))[0]
+    Image.fromarray(rgb).save(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    argv = ["predict", str(tmp_path / "photo.png"), "--model", str(path), "--out", str(out),
+            "--max-size", str(max_size)]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert shapes == [seen]
+    classes = np.asarray(Image.open(out / "photo_classes.png"))
+    assert classes.shape == (128, 192)
+    # Independently: PIL's bilinear downscale, the model's argmax, nearest back up.
+    small = np.asarray(Image.fromarray(rgb).resize(seen[::-1], Image.Resampling.BILINEAR))
+    small_classes = np.argmax(model(small[None].astype(np.float32))[0], axis=-1)
+    rows = (2 * np.arange(128) + 1) * seen[0] // (2 * 128)
+    cols = (2 * np.arange(192) + 1) * seen[1] // (2 * 192)
+    expected = small_classes[rows][:, cols]
+    assert np.mean(classes == expected) > 0.999  # float noise may flip a tie
+
+
+def test_max_size_below_what_the_network_needs(dynamic_model, tmp_path, capsys):
+    argv = ["predict", str(tmp_path), "--model", str(dynamic_model[1]), "--max-size", "32"]
+    assert cli.main(argv) == 2
+    assert "--max-size 32: Fast-SCNN needs at least 64" in capsys.readouterr().err
+
+
+def test_photo_above_the_decompression_bomb_limit_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)
+    Image.new("RGB", (40, 40)).save(tmp_path / "big.png")  # 1600 pixels: PIL only warns
+    with pytest.raises(ValueError, match=r"big.png: the 40x40 image has 1,600 pixels, more than"):
+        predict.read_rgb(str(tmp_path / "big.png"))
+    Image.new("RGB", (64, 64)).save(tmp_path / "bomb.png")  # above 2x: PIL refuses to open it
+    with pytest.raises(ValueError, match="bomb.png: too large to decode safely"):
+        predict.read_rgb(str(tmp_path / "bomb.png"))
+
+
+def test_animated_image_says_only_its_first_frame_is_segmented(tmp_path):
+    frames = [
+        Image.fromarray(synthetic.example(i, size=(64, 64))[0]).convert(
+            "P", palette=Image.Palette.ADAPTIVE
+        )
+        for i in range(2)
+    ]
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:], duration=100)
+    rgb, note = predict.read_rgb(str(tmp_path / "clip.gif"))
+    assert "clip.gif: 2 frames (animated or multi-page); segmented the first" in note
+    np.testing.assert_array_equal(rgb, np.asarray(frames[0].convert("RGB")))
+
+
+def test_an_image_gets_all_three_outputs_or_none(model_path, tmp_path, monkeypatch):
+    Image.fromarray(synthetic.example(0, size=(64, 96))[0]).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    saved = []
+    original = Image.Image.save
+
+    def save(self, fp, *args, **kwargs):
+        if len(saved) == 2:
+            raise OSError("disk full")
+        saved.append(fp)
+        return original(self, fp, *args, **kwargs)
+
+    monkeypatch.setattr(Image.Image, "save", save)
+    runtime = load_runtime(model_path)
+    with pytest.raises(OSError, match="disk full"):
+        predict.predict_file(runtime, str(tmp_path / "a.png"), str(out), LABELS)
+    assert os.listdir(out) == []  # neither the two PNGs written nor their temporaries

@@ -2,6 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from fastscnn_tf import export
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.model import FastSCNN
 from fastscnn_tf.runtime import load_runtime
@@ -78,3 +79,22 @@ def test_bad_images(dynamic_model_path):
         runtime.segment(np.zeros((1, 64, 64, 3), np.float32))
     with pytest.raises(ValueError, match=r"\(N, H, W, 3\)"):
         runtime.segment(np.zeros((1, 64, 64, 4), np.uint8))
+
+
+def test_load_errors_say_what_is_wrong_with_the_model_file(dynamic_model_path, tmp_path):
+    payload = dynamic_model_path[0].read_bytes()
+    truncated = tmp_path / "truncated.keras"
+    truncated.write_bytes(payload[: len(payload) // 2])  # a download or copy cut short
+    with pytest.raises(ValueError, match=r"truncated.keras: not a valid \.keras archive"):
+        load_runtime(truncated)
+    foreign = tmp_path / "foreign.keras"
+    foreign.write_text("an HDF5 file or a web page saved under the wrong name")
+    with pytest.raises(ValueError, match=r"foreign.keras: not a valid \.keras archive"):
+        load_runtime(foreign)
+    for name in ("folder.keras", "folder.tflite"):
+        (tmp_path / name).mkdir()
+        with pytest.raises(ValueError, match=f"{name} is a directory, not a file"):
+            load_runtime(tmp_path / name)
+    # The exporter opens .keras files with the same checks.
+    with pytest.raises(ValueError, match=r"not a valid \.keras archive"):
+        export.load_keras_model(truncated)

@@ -4,12 +4,15 @@ import signal
 import subprocess
 import sys
 import time
+from types import SimpleNamespace
 
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
+from PIL import Image
 
-from fastscnn_tf import train
+from fastscnn_tf import cli, train
 from fastscnn_tf.model import FastSCNN
 
 IGNORE = 255
@@ -125,6 +128,62 @@ def test_inference_model_drops_aux_heads_and_keeps_main_output():
 def test_class_count_disagreeing_with_data_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="num-classes 99"):
         train.train(_config(num_classes=99, out=str(tmp_path / "run")))
+
+
+def _camvid_folder(root, size=(12, 16)):
+    """CamVid's layout: label values 0..10 are classes, 11 is void."""
+    rng = np.random.default_rng(0)
+    for split in ("train", "val"):
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir()
+        for k in range(2):
+            mask = rng.integers(0, 12, size, dtype=np.uint8)
+            mask[0, 0] = 11
+            Image.fromarray(rng.integers(0, 256, (*size, 3), dtype=np.uint8)).save(
+                root / split / f"f{k}.png"
+            )
+            Image.fromarray(mask).save(root / f"{split}annot" / f"f{k}.png")
+
+
+def test_more_classes_than_the_data_holds_need_a_flag(tmp_path):
+    _camvid_folder(tmp_path)
+
+    def config(**options):  # classes and ignore index from the data unless given
+        return _config(dataset=f"folder:{tmp_path}", ignore_index=None, **options)
+
+    train_source, _ = train.load_data(config(num_classes=None))
+    assert train_source.labels.num_classes == 11  # CamVid's classes, void (11) ignored
+    # With 30 classes void is no longer ignored: the masks hold 12 classes, not 30.
+    with pytest.raises(
+        ValueError, match=r"^--num-classes 30 is more than the 12 classes \(0..11\)"
+    ):
+        train.load_data(config(num_classes=30))
+    train_source, _ = train.load_data(config(num_classes=30, allow_extra_classes=True))
+    assert train_source.labels.num_classes == 30
+    train.load_data(config(num_classes=12))  # as many as the masks hold: fine
+
+
+def test_cli_refuses_extra_classes_in_one_line(tmp_path, capsys):
+    _camvid_folder(tmp_path / "data")
+    argv = ["train", "--dataset", f"folder:{tmp_path / 'data'}", "--num-classes", "30",
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--num-classes 30" in err and "12 classes" in err
+    assert not (tmp_path / "run").exists()  # refused before anything was written
+
+
+def test_rest_of_a_resumed_epoch_shows_the_run_epoch_count(capsys):
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile("sgd", "mse")
+    data = tf.data.Dataset.from_tensors((np.ones((1, 2)), np.ones((1, 1)))).repeat()
+    config = SimpleNamespace(steps_per_epoch=2, epochs=3, val_steps=None, verbose=1)
+    # Killed after step 3 of 6: the rest of epoch 2, then epoch 3.
+    train.fit_from(model, 3, config, lambda step: data, None, [])
+    log = capsys.readouterr().out
+    assert "Epoch 2/3" in log and "Epoch 3/3" in log
+    assert "Epoch 2/2" not in log
+    assert int(model.optimizer.iterations.numpy()) == 3  # 1 step, then 2
 
 
 def test_resuming_with_other_options_is_refused(tmp_path):
@@ -248,3 +307,28 @@ def test_learns_synthetic_scenes_to_val_miou_08(tmp_path):
         evaluate.EvaluateConfig(model=str(tmp_path / "run" / "model.keras"), dataset="synthetic")
     )
     assert report["images"] == 100 and report["miou"] >= 0.8
+
+
+def test_recipe_switches_parse_and_reach_the_pipeline():
+    """Colour jitter is off unless asked; the scale range and antialiasing flags parse."""
+    from fastscnn_tf import config as cfg
+    from fastscnn_tf import data
+
+    args = cli.build_parser("train").parse_args(["train"])
+    default = cfg.from_args(train.TrainConfig, args)
+    assert not default.colour_jitter and default.antialias and default.scale_range == (0.5, 2.0)
+    argv = ["train", "--colour-jitter", "--no-antialias", "--scale-range", "0.75,1.5"]
+    chosen = cfg.from_args(train.TrainConfig, cli.build_parser("train").parse_args(argv))
+    assert chosen.colour_jitter and not chosen.antialias and chosen.scale_range == (0.75, 1.5)
+    with pytest.raises(SystemExit):
+        cli.build_parser("train").parse_args(["train", "--scale-range", "2,1"])
+
+    source = data.load_source("synthetic:4", "train")
+
+    def first_batch(**options):
+        ds = data.make_pipeline(source, batch_size=2, crop=(64, 64), augment=True, **options)
+        return next(iter(ds))[0].numpy()
+
+    plain = first_batch(colour=False)
+    np.testing.assert_array_equal(plain, first_batch(colour=False))
+    assert not np.array_equal(plain, first_batch(colour=True))

@@ -140,7 +140,9 @@ def bn_relu(x, state, prefix):
 
 def test_first_blocks_equal_numpy_conv_bn_relu(state, imported):
     rng = np.random.default_rng(1)
-    image = rng.uniform(0, 255, (1, 17, 22, 3)).astype(np.float32)
+    # An odd-sized map after the unpadded first conv; the input itself a multiple of 32, so the
+    # model runs it as it is (no alignment padding).
+    image = rng.uniform(0, 255, (1, 64, 96, 3)).astype(np.float32)
     probe = keras.Model(
         imported.input,
         [imported.get_layer(n).output for n in ("ltd_conv_relu", "ltd_dsconv1_dw_relu")],
@@ -155,8 +157,8 @@ def test_first_blocks_equal_numpy_conv_bn_relu(state, imported):
     dw = conv2d_nchw(conv, state[f"{ltd}.dsconv1.conv.0.weight"], stride=2, padding=1, groups=32)
     dw = bn_relu(dw, state, f"{ltd}.dsconv1.conv.1")
 
-    assert got_conv.shape == (8, 10, 32)  # (17 - 3) // 2 + 1, no padding
-    assert got_dw.shape == (4, 5, 32)  # PyTorch padding 1 on each side, stride 2
+    assert got_conv.shape == (31, 47, 32)  # (64 - 3) // 2 + 1, no padding
+    assert got_dw.shape == (16, 24, 32)  # PyTorch padding 1 on each side, stride 2
     np.testing.assert_allclose(got_conv, conv.transpose(1, 2, 0), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(got_dw, dw.transpose(1, 2, 0), rtol=1e-4, atol=1e-4)
 
@@ -218,7 +220,7 @@ def test_cli_imports_npz_and_reports_errors(tmp_path, state, imported, capsys):
     image = np.random.default_rng(2).uniform(0, 255, (1, 64, 96, 3)).astype(np.float32)
     for got, want in zip(loaded(image), imported(image), strict=True):
         np.testing.assert_allclose(np.asarray(got), np.asarray(want), atol=1e-5)
-    assert loaded.get_layer("logits").align_corners
+    assert loaded.get_layer("logits_up").align_corners  # then "logits" crops the padding
 
     assert cli.main([*argv, "--num-classes", "11"]) == 2
     assert "classifier.conv.1.weight: checkpoint (19, 128, 1, 1)" in capsys.readouterr().err

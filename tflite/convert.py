@@ -9,7 +9,7 @@ written into this folder, with `labels.txt` beside it.
 import os
 import sys
 
-from fastscnn_tf import cli, export
+from fastscnn_tf import cli
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 
@@ -18,7 +18,9 @@ def main(argv=None):
     args = sys.argv[1:] if argv is None else list(argv)
     wants_help = "-h" in args or "--help" in args
     if not wants_help and not any(a == "--output" or a.startswith("--output=") for a in args):
-        config = cli.build_parser().parse_args(["export", *args])
+        config = cli.build_parser("export").parse_args(["export", *args])
+        from fastscnn_tf import export  # loaded by the parser, without TensorFlow's log
+
         name = os.path.basename(
             export.default_output(
                 config.model,

@@ -1,0 +1,279 @@
+"""The CamVid side-by-side protocol: the project and the PyTorch reference, same recipe, same data.
+
+Protocol (both sides): CamVid train (367 images), random scale 0.5-2.0, random 320x320 crop
+(mask padded with void), horizontal flip, batch 8, SGD momentum 0.9, lr 0.045 poly 0.9 over
+all steps, weight decay 4e-5, one aux head at weight 0.4, cross-entropy ignoring void (11),
+30 epochs of 45 steps (1,350 steps). Both are evaluated on the 101 val images at 360x480
+(padded to 384x480 and cropped back) with the same numpy confusion matrix.
+
+    python benchmarks/camvid_protocol.py                      # both sides, seeds 0 and 1
+    python benchmarks/camvid_protocol.py --side project --seeds 0
+    python benchmarks/camvid_protocol.py --side project --tag best -- --aux2 --ohem
+    python benchmarks/camvid_protocol.py --ablate --seeds 0 1   # padded vs unpadded, BN variance
+
+Project side: `fastscnn train` with the protocol's flags (plus any after `--`), in a run folder
+under `--out` that resumes if killed and is only evaluated if already finished. Reference side:
+the PyTorch rewrite in `reference_pytorch.py` trained by the reference's own loop (PIL
+augmentation as the reference's data set class does it: BILINEAR image, NEAREST mask, pad,
+crop, flip; `CrossEntropyLoss(ignore_index)`; `SGD(weight_decay=)` on every parameter; poly lr
+per iteration). Prints val mIoU, per-class IoU and training wall time of each run and the mean
+over seeds, and writes them to `--out/protocol.json`.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import time
+
+import numpy as np
+from PIL import Image
+
+HERE = pathlib.Path(__file__).parent
+CAMVID = HERE.parent.parent / "shared" / "data" / "camvid"
+CLASSES = ("sky building pole road sidewalk tree sign fence car pedestrian bicyclist").split()
+VOID = 11
+NUM_CLASSES = len(CLASSES)
+EPOCHS, STEPS, BATCH, CROP = 30, 45, 8, 320
+LR, MOMENTUM, WEIGHT_DECAY, POWER, AUX_WEIGHT = 0.045, 0.9, 4e-5, 0.9, 0.4
+MEAN, STD = np.array((0.485, 0.456, 0.406)), np.array((0.229, 0.224, 0.225))
+
+
+def confusion(labels, predictions, num_classes=NUM_CLASSES, ignore=VOID):
+    keep = labels != ignore
+    index = labels[keep].astype(np.int64) * num_classes + predictions[keep]
+    return np.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
+
+
+def iou(matrix):
+    tp = np.diag(matrix).astype(np.float64)
+    union = matrix.sum(0) + matrix.sum(1) - tp
+    with np.errstate(invalid="ignore", divide="ignore"):
+        per_class = tp / union
+    return per_class, float(np.nanmean(per_class))
+
+
+def pairs(root, split):
+    images = sorted((root / split).glob("*.jpg"))
+    return [(p, root / f"{split}annot" / f"{p.stem}.png") for p in images]
+
+
+# --- project side ----------------------------------------------------------------------------
+
+
+def project_command(out, seed, extra):
+    return [
+        sys.executable, "-m", "fastscnn_tf.cli", "train",
+        "--dataset", f"folder:{CAMVID}", "--out", str(out),
+        "--epochs", str(EPOCHS), "--steps-per-epoch", str(STEPS), "--batch-size", str(BATCH),
+        "--crop", f"{CROP}x{CROP}", "--no-aux2", "--no-colour-jitter", "--val-batch-size", "4",
+        "--seed", str(seed), "--verbose", "2", *extra,
+    ]  # fmt: skip
+
+
+def run_project(out, seed, extra):
+    model = out / "model.keras"
+    if not model.exists():
+        subprocess.run(project_command(out, seed, extra), check=True)
+    summary = json.loads((out / "summary.json").read_text())
+    # `fastscnn evaluate`'s own code: TensorFlow decodes the JPEGs as in training.
+    from fastscnn_tf import data, evaluate
+    from fastscnn_tf.runtime import load_runtime
+
+    source = data.load_source(f"folder:{CAMVID}", "val")
+    matrix, _ = evaluate.evaluate(load_runtime(str(model)), source)
+    return matrix, summary["seconds_this_session"]
+
+
+def ablations(model_path):
+    """val mIoU of a finished project model as trained (padded to a multiple of 32), run at
+    360x480 unpadded (`align=0`), and with the pyramid-pooling BN variances made unbiased
+    (x n/(n-1), n = batch x bins^2 values per batch, as PyTorch stores them)."""
+    import keras
+
+    from fastscnn_tf import data, evaluate, metrics
+    from fastscnn_tf.model import PPM_BINS, FastSCNN
+    from fastscnn_tf.runtime import KerasRuntime
+
+    source = data.load_source(f"folder:{CAMVID}", "val")
+    trained = keras.models.load_model(model_path, compile=False)
+    unpadded = FastSCNN(NUM_CLASSES, align=0)
+    unpadded.set_weights(trained.get_weights())
+    unbiased = FastSCNN(NUM_CLASSES)
+    unbiased.set_weights(trained.get_weights())
+    for bins in PPM_BINS:
+        bn = unbiased.get_layer(f"gfe_ppm_bin{bins}_conv_bn")
+        gamma, beta, mean, variance = bn.get_weights()
+        n = BATCH * bins * bins
+        bn.set_weights([gamma, beta, mean, variance * n / (n - 1)])
+    result = {}
+    for name, net in (("padded", trained), ("unpadded", unpadded), ("unbiased BN", unbiased)):
+        matrix, _ = evaluate.evaluate(KerasRuntime(str(model_path), model=net), source)
+        result[name] = metrics.scores(matrix)["miou"]
+    return result
+
+
+# --- reference side --------------------------------------------------------------------------
+
+
+def reference_sample(rng, image, mask):
+    """The reference data set's `_sync_transform` with the protocol's numbers: flip, scale
+    s ~ U(0.5, 2) of the image (PIL BILINEAR / NEAREST), pad (image 0, mask void), crop."""
+    if rng.random() < 0.5:
+        image = image.transpose(Image.FLIP_LEFT_RIGHT)
+        mask = mask.transpose(Image.FLIP_LEFT_RIGHT)
+    scale = rng.uniform(0.5, 2.0)
+    w, h = image.size
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    image = np.asarray(image.resize(size, Image.BILINEAR), np.float32)
+    mask = np.asarray(mask.resize(size, Image.NEAREST), np.int64)
+    ph, pw = max(CROP - size[1], 0), max(CROP - size[0], 0)
+    image = np.pad(image, ((0, ph), (0, pw), (0, 0)))
+    mask = np.pad(mask, ((0, ph), (0, pw)), constant_values=VOID)
+    top = rng.integers(0, image.shape[0] - CROP + 1)
+    left = rng.integers(0, image.shape[1] - CROP + 1)
+    return image[top : top + CROP, left : left + CROP], mask[top : top + CROP, left : left + CROP]
+
+
+def to_tensor(images):
+    import torch
+
+    x = (np.asarray(images, np.float32) / 255.0 - MEAN) / STD
+    return torch.from_numpy(x.astype(np.float32)).permute(0, 3, 1, 2).contiguous()
+
+
+def run_reference(seed, threads):
+    import torch
+    import torch.nn.functional as F
+
+    sys.path.insert(0, str(HERE))
+    import reference_pytorch
+
+    torch.manual_seed(seed)
+    torch.set_num_threads(threads)
+    rng = np.random.default_rng(seed)
+    model = reference_pytorch.FastSCNN(len(CLASSES), aux=True)
+    total = EPOCHS * STEPS
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY
+    )
+    train = [(Image.open(i).convert("RGB"), Image.open(m)) for i, m in pairs(CAMVID, "train")]
+    for image, mask in train:
+        image.load(), mask.load()
+    model.train()
+    start, step = time.perf_counter(), 0
+    for _ in range(EPOCHS):
+        order = rng.permutation(len(train))
+        for b in range(STEPS):
+            picks = order[(b * BATCH) % len(train) :][:BATCH]
+            if len(picks) < BATCH:
+                picks = np.concatenate([picks, order[: BATCH - len(picks)]])
+            batch = [reference_sample(rng, *train[i]) for i in picks]
+            x = to_tensor([s[0] for s in batch])
+            y = torch.from_numpy(np.stack([s[1] for s in batch]))
+            for group in optimizer.param_groups:
+                group["lr"] = LR * (1 - step / total) ** POWER
+            main, aux = model(x)
+            loss = F.cross_entropy(main, y, ignore_index=VOID)
+            loss = loss + AUX_WEIGHT * F.cross_entropy(aux, y, ignore_index=VOID)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            step += 1
+        print(f"reference seed {seed}: epoch {step // STEPS}/{EPOCHS}, loss {float(loss):.4f}")
+    seconds = time.perf_counter() - start
+    model.eval()
+    matrix = np.zeros((len(CLASSES),) * 2, np.int64)
+    with torch.inference_mode():
+        for image_path, mask_path in pairs(CAMVID, "val"):
+            image = np.asarray(Image.open(image_path).convert("RGB"), np.float32)
+            h, w = image.shape[:2]
+            # The reference upsamples its 1/32 map by a fixed 4: pad to a multiple of 32, with
+            # black as its training crops are padded (as the project's model pads itself).
+            x = to_tensor(np.pad(image, ((0, (-h) % 32), (0, (-w) % 32), (0, 0)))[None])
+            logits = model(x)[0][0, :, :h, :w]
+            matrix += confusion(np.asarray(Image.open(mask_path)), logits.argmax(0).numpy())
+    return matrix, seconds
+
+
+# --- report ----------------------------------------------------------------------------------
+
+
+def report(results):
+    width = 11
+    head = f"{'run':<28}{'mIoU':>7}{'train s':>9}  " + "".join(
+        f"{c[: width - 1]:>{width}}" for c in CLASSES
+    )
+    print(head)
+    for name, result in results.items():
+        cells = "".join(f"{v * 100:>{width}.1f}" for v in result["iou"])
+        print(f"{name:<28}{result['miou'] * 100:>7.2f}{result['seconds']:>9.0f}  {cells}")
+    sides = {}
+    for name, result in results.items():
+        sides.setdefault(name.rsplit(" seed", 1)[0], []).append(result["miou"])
+    for side, values in sides.items():
+        print(f"mean {side}: {np.mean(values) * 100:.2f} over {len(values)} seed(s)")
+
+
+def main():
+    argv = sys.argv[1:]
+    extra = []
+    if "--" in argv:
+        cut = argv.index("--")
+        argv, extra = argv[:cut], argv[cut + 1 :]
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--side", choices=("both", "project", "reference"), default="both")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    parser.add_argument("--out", default="runs/protocol", help="run folders and protocol.json")
+    parser.add_argument("--tag", default="same", help="name of the project runs (recipe)")
+    parser.add_argument("--threads", type=int, default=2, help="PyTorch threads")
+    parser.add_argument(
+        "--ablate",
+        action="store_true",
+        help="only evaluate finished project runs padded, unpadded and with unbiased BN",
+    )
+    args = parser.parse_args(argv)
+    if not CAMVID.is_dir():
+        print(f"error: {CAMVID} not found (the shared CamVid data)", file=sys.stderr)
+        return 2
+    out = pathlib.Path(args.out)
+    if args.ablate:
+        for seed in args.seeds:
+            model = out / f"{args.tag}_s{seed}" / "model.keras"
+            scores = ablations(model)
+            print(f"{model}: " + ", ".join(f"{k} {v * 100:.2f}" for k, v in scores.items()))
+        return 0
+    out.mkdir(parents=True, exist_ok=True)
+    record = out / "protocol.json"
+    results = {}
+    for seed in args.seeds:
+        runs = []
+        if args.side in ("both", "reference"):
+            runs.append((f"reference seed {seed}", lambda s=seed: run_reference(s, args.threads)))
+        if args.side in ("both", "project"):
+            folder = out / f"{args.tag}_s{seed}"
+            runs.append(
+                (
+                    f"project {args.tag} seed {seed}",
+                    lambda f=folder, s=seed: run_project(f, s, extra),
+                )
+            )
+        for name, job in runs:
+            matrix, seconds = job()
+            per_class, miou = iou(matrix)
+            # Re-read: runs of other seeds or recipes may have finished meanwhile.
+            results = json.loads(record.read_text()) if record.exists() else {}
+            results[name] = {"miou": miou, "iou": per_class.tolist(), "seconds": seconds}
+            if extra and name.startswith("project"):
+                results[name]["flags"] = extra
+            tmp = record.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(results, indent=2) + "\n")
+            os.replace(tmp, record)
+    report(json.loads(record.read_text()) if record.exists() else results)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,186 @@
+"""The exact full-size class mask, resized only where it can differ from the 1/8 class map.
+
+The exact mask is the first-max `ARG_MAX` over classes of the 1/8 scores bilinearly upsampled
+x8 to the input size (half-pixel centres). At that size `ARG_MAX` is not delegated to XNNPACK
+and costs more than the network's convolutions; this head returns the same mask, pixel for
+pixel, and resizes only what can change the answer.
+
+Every output pixel is a convex combination of the four 1/8 scores around it, the corners of its
+*cell* (an 8x8 block of output pixels; at the border the corners repeat, as bilinear resizing
+clamps). A class `c` is *dominated* in a cell when another class `k` beats it at all four corners,
+a tie going to the lower index as `ARG_MAX` breaks ties; interpolation keeps that order (below),
+so a dominated class wins no pixel of the cell. So a cell whose four corners share their argmax
+is that class throughout, and only the other cells (class boundaries: about 10% of the cells on
+CamVid) are resized, from their 2x2 corners and with their undominated classes only, and
+resolved per pixel with `ARG_MAX`.
+
+Why the result is exact, ties included:
+- int8 graphs: the resize interpolates the integers with non-negative fixed-point weights that
+  sum to a power of two and rounds once (XNNPACK: half up; LiteRT's own kernel: half away from
+  zero). Both roundings are monotone and add 1 when their argument grows by 1, so `q_k >= q_c`
+  at all corners gives `r_k >= r_c` and `q_k > q_c` gives `r_k > r_c`. The head only moves int8
+  values (GATHER, TRANSPOSE, RESHAPE) and compares them with ARG_MIN/ARG_MAX, which read the
+  integers: comparison ops rescale and round (merging neighbours at the small scales of logits),
+  and the converter gives a MINIMUM, MAXIMUM or CONCATENATION a scale of its own.
+- float graphs: interpolation rounds differently per kernel, so a class only counts as
+  dominated when it loses by a margin (`FLOAT_MARGIN` of the largest |score|) far above the
+  rounding error of the interpolation (below 2**-20 of it).
+- the resized values are the ones the full resize computes: the same RESIZE_BILINEAR op with
+  the same weights (a 2x2 patch upsampled to 16x16 with half-pixel centres samples rows and
+  columns 4..11 at the fractions (2t+1)/16 that the x8 resize uses inside every cell), which
+  LiteRT runs with the same kernel, XNNPACK or its own, as the full resize it replaces.
+
+Builtin ops only. The number of boundary cells makes some shapes data-dependent (WHERE, GATHER);
+LiteRT runs them and XNNPACK still takes the resizes.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+FACTOR = 8  # the scores are 1/8 of the input
+# A boundary cell is resolved with as many class channels as the first of these that holds its
+# undominated classes (2 on most class edges); cells with more, with every class.
+CANDIDATE_TIERS = (2, 4, 8)
+# Fraction of the largest |score| by which a float score must lose to count as dominated.
+FLOAT_MARGIN = 2.0**-16
+
+
+def supports(scores_shape, size):
+    """Whether `exact_mask` applies: one image whose scores are exactly 1/8 of `size`."""
+    n, h, w, _ = scores_shape
+    return n == 1 and (h * FACTOR, w * FACTOR) == tuple(size)
+
+
+def corner_index(h, w):
+    """(h+1, w+1, 4) int32: the flat positions in the (h, w) score map of the corners of every
+    cell (top-left, top-right, bottom-left, bottom-right). Cell (i, j) lies between rows i-1, i
+    and columns j-1, j, clamped to the map as bilinear resizing clamps at the border."""
+    rows = np.clip(np.arange(h + 1)[:, None] + np.array([-1, 0]), 0, h - 1)
+    cols = np.clip(np.arange(w + 1)[:, None] + np.array([-1, 0]), 0, w - 1)
+    index = rows[:, None, :, None] * w + cols[None, :, None, :]  # (h+1, w+1, 2, 2)
+    return index.reshape(h + 1, w + 1, 4).astype(np.int32)
+
+
+def _candidates(corners, margin):
+    """(n, C) bool: the classes not dominated in each of n cells, from their corner scores
+    (4, n, C). `margin` is None for int8 (integers compare exactly), else the float margin.
+
+    Class `best` has the highest minimum over the corners (ties: lower index); a class whose
+    maximum is below that minimum (or equal to it, after `best`) is dominated by `best`. This
+    misses some dominated classes, which only costs a wider resize.
+    """
+    per_class = tf.transpose(corners, [1, 2, 0])  # (n, C, 4)
+    if margin is not None:
+        low = tf.reduce_min(per_class, axis=-1)
+        floor = tf.reduce_max(low, axis=-1, keepdims=True)
+        return tf.reduce_max(per_class, axis=-1) >= floor - margin
+    # int8 values compare exactly only in ARG_MIN/ARG_MAX: the comparison ops rescale both
+    # sides by the scale and round (merging neighbouring values at the small scales of logits),
+    # and a MINIMUM, MAXIMUM or CONCATENATION gets a scale of its own. So every value here is
+    # gathered from `per_class` by position.
+    n, num_classes = tf.shape(per_class)[0], per_class.shape[1]
+    values = tf.reshape(per_class, [-1])
+    first = (tf.range(n)[:, None] * num_classes + tf.range(num_classes)) * 4  # (n, C)
+    low_at = first + tf.argmin(per_class, axis=-1, output_type=tf.int32)
+    high_at = first + tf.argmax(per_class, axis=-1, output_type=tf.int32)
+    best = tf.argmax(tf.gather(values, low_at), axis=-1, output_type=tf.int32)  # (n,)
+    floor_at = tf.gather(tf.reshape(low_at, [-1]), tf.range(n) * num_classes + best)
+    pair = tf.gather(
+        values, tf.stack([tf.broadcast_to(floor_at[:, None], [n, num_classes]), high_at], -1)
+    )
+    above = tf.equal(tf.argmax(pair, axis=-1, output_type=tf.int32), 1)  # max > floor
+    below = tf.equal(tf.argmin(pair, axis=-1, output_type=tf.int32), 1)  # max < floor
+    return tf.where(tf.range(num_classes) <= best[:, None], ~below, above)
+
+
+def _resolve(corners, groups):
+    """The classes of the 8x8 output pixels of groups of cells: a list of (m, 64), one per
+    `(cells, classes)` in `groups`, where `cells` (m,) index the cell axis of the corner scores
+    `corners` (4, n, C) and `classes` (m, K) lists the classes to compare in increasing order
+    (a tie goes to the lower index)."""
+    n, num_classes = tf.shape(corners)[1], corners.shape[-1]
+    # One GATHER and one resize for all groups: every (cell, class) is a channel of one 2x2
+    # image, which XNNPACK upsamples vectorised over channels in one call.
+    position = [
+        tf.reshape(
+            (tf.range(4)[:, None, None] * n + cells[:, None]) * num_classes + classes, [4, -1]
+        )
+        for cells, classes in groups
+    ]
+    values = tf.gather(tf.reshape(corners, [-1]), tf.concat(position, axis=1))  # (4, channels)
+    up = tf.raw_ops.ResizeBilinear(
+        images=tf.reshape(values, [1, 2, 2, -1]),
+        size=(2 * FACTOR, 2 * FACTOR),
+        align_corners=False,
+        half_pixel_centers=True,
+    )
+    half = FACTOR // 2
+    inside = tf.reshape(up[:, half : half + FACTOR, half : half + FACTOR], [FACTOR**2, -1])
+    parts = tf.split(inside, [tf.size(classes) for _, classes in groups], axis=1)
+    resolved = []
+    for part, (cells, classes) in zip(parts, groups, strict=True):
+        m, k = tf.shape(cells)[0], classes.shape[-1]
+        pick = tf.argmax(tf.reshape(part, [FACTOR**2, m, k]), axis=-1, output_type=tf.int32)
+        resolved.append(tf.transpose(tf.gather(tf.reshape(classes, [-1]), pick + tf.range(m) * k)))
+    return resolved
+
+
+def exact_mask(scores, size, quantized):
+    """uint8 class mask (1, H, W) equal to the first-max `ARG_MAX` of `scores` resized x8.
+
+    Args:
+        scores: float (1, h, w, C) class scores with `(8h, 8w) == size` (see `supports`).
+        size: `(H, W)` of the mask.
+        quantized: the graph is converted to int8, where scores compare as integers; False
+            for float graphs, where only clear margins count.
+    """
+    if not supports(scores.shape, size):
+        raise ValueError(f"exact_mask needs 1/{FACTOR} scores of {size}, got {scores.shape}.")
+    _, h, w, num_classes = scores.shape
+    flat = tf.reshape(scores, [h * w, num_classes])
+    index = corner_index(h, w)
+    corner_class = tf.gather(tf.argmax(flat, axis=-1, output_type=tf.int32), index)
+    cell_class = corner_class[..., 0]
+    one_class = tf.equal(tf.reduce_min(corner_class, -1), tf.reduce_max(corner_class, -1))
+    margin = None
+    if not quantized:
+        margin = FLOAT_MARGIN * tf.reduce_max(tf.abs(flat))
+        top = tf.reduce_max(flat, axis=-1, keepdims=True)
+        clear = tf.reduce_sum(tf.cast(flat >= top - margin, tf.int32), axis=-1)  # 1: a clear win
+        one_class &= tf.equal(tf.reduce_max(tf.gather(clear, index), axis=-1), 1)
+
+    # Boundary cells, and a spare cell (0, 0) at the end so that no batch below is empty.
+    cells = tf.concat([tf.cast(tf.where(~one_class), tf.int32), tf.zeros([1, 2], tf.int32)], 0)
+    corners = tf.gather(flat, tf.transpose(tf.gather_nd(index, cells)))  # (4, n+1, C)
+    candidate = tf.cast(_candidates(corners, margin), tf.int32)
+    count = tf.reduce_sum(candidate, axis=-1)
+    key = candidate * (num_classes - tf.range(num_classes))  # top_k: candidates, lowest first
+
+    # The mask's 8x8 blocks come from one table: a row per class for one-class cells, then a
+    # row per resolved boundary cell; `row` says which row each boundary cell reads.
+    table = [np.repeat(np.arange(num_classes, dtype=np.uint8)[:, None], FACTOR**2, axis=1)]
+    row = tf.zeros_like(count)
+    groups, offset, lower = [], tf.constant(num_classes), 0
+    spare = tf.shape(cells)[:1] - 1
+    for tier in [t for t in CANDIDATE_TIERS if t < num_classes] + [num_classes]:
+        member = (count > lower) & (count <= tier)
+        lower = tier
+        pick = tf.concat([tf.cast(tf.where(member)[:, 0], tf.int32), spare], 0)
+        if tier < num_classes:
+            classes = tf.math.top_k(tf.gather(key, pick), tier).indices  # (m, K)
+        else:
+            classes = tf.broadcast_to(tf.range(num_classes), [tf.shape(pick)[0], tier])
+        groups.append((pick, classes))
+        is_member = tf.cast(member, tf.int32)
+        row += is_member * (offset + tf.cumsum(is_member) - 1)
+        offset += tf.shape(pick)[0]
+    table += [tf.cast(r, tf.uint8) for r in _resolve(corners, groups)]
+    cell_row = tf.where(one_class, cell_class, 0) + tf.scatter_nd(
+        cells[:-1], row[:-1], one_class.shape
+    )
+    blocks = tf.gather(tf.concat(table, 0), cell_row)  # (h+1, w+1, 64)
+    blocks = tf.reshape(blocks, [1, h + 1, w + 1, FACTOR**2])
+    image = tf.reshape(tf.nn.depth_to_space(blocks, FACTOR), [FACTOR * (h + 1), -1])
+    # Cell (0, 0) starts half a cell above and left of the image.
+    half = FACTOR // 2
+    return tf.reshape(tf.slice(image, [half, half], size), [1, *size])

@@ -1,0 +1,104 @@
+import os
+import subprocess
+import sys
+
+import pytest
+
+from fastscnn_tf import cli, tflog
+
+# Runs `cli.main(argv)` in a fresh interpreter and reports which heavy modules it loaded.
+PROBE = (
+    "import sys\n"
+    "from fastscnn_tf import cli\n"
+    "try:\n"
+    "    cli.main(sys.argv[1:])\n"
+    "except SystemExit:\n"
+    "    pass\n"
+    "loaded = [m for m in ('tensorflow', 'keras') if m in sys.modules]\n"
+    "print('loaded:', ','.join(loaded) or 'none')\n"
+)
+TF_LOG_MARKS = ("absl::InitializeLog", "I0000", "E0000", "cuInit", "oneDNN", "cpu_feature_guard")
+
+
+def _env(**extra):
+    env = {k: v for k, v in os.environ.items() if k not in ("TF_CPP_MIN_LOG_LEVEL", tflog.ENV)}
+    return {**env, **extra}
+
+
+def _run(args, **extra_env):
+    return subprocess.run(
+        [sys.executable, *args], capture_output=True, text=True, env=_env(**extra_env), timeout=300
+    )
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--help"], ["predict", "--help"], ["evaluate", "--help"], ["summary", "--help"]],
+)
+def test_help_loads_no_tensorflow_and_prints_no_log(argv):
+    result = _run(["-c", PROBE, *argv])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip().endswith("loaded: none")
+    assert "usage: fastscnn" in result.stdout
+    assert result.stderr == ""
+
+
+def test_a_command_that_runs_tensorflow_prints_no_start_up_log():
+    argv = ["summary", "--num-classes", "3", "--size", "64x64", "--no-layers"]
+    result = _run(["-m", "fastscnn_tf.cli", *argv])
+    assert result.returncode == 0, result.stderr
+    assert "Fast-SCNN, 3 classes, input 64x64" in result.stdout
+    assert not [mark for mark in TF_LOG_MARKS if mark in result.stderr], result.stderr
+
+
+def test_log_levels_are_left_alone_when_asked(monkeypatch):
+    monkeypatch.delenv("TF_CPP_MIN_LOG_LEVEL", raising=False)
+    monkeypatch.setenv(tflog.ENV, "1")
+    tflog.quiet()
+    assert "TF_CPP_MIN_LOG_LEVEL" not in os.environ
+    monkeypatch.setenv(tflog.ENV, "0")
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "1")  # the user's own level is kept
+    tflog.quiet()
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "1"
+
+
+def test_command_is_found_among_options():
+    assert cli.command_in(["--help"]) is None
+    assert cli.command_in(["predict", "a.png", "--model", "m.tflite"]) == "predict"
+    assert cli.command_in(["nonsense"]) is None
+
+
+@pytest.mark.parametrize(
+    "argv,option",
+    [
+        (["export", "missing.keras", "--precision", "float32", "--output", "{f}/m.tflite"],
+         "--output"),
+        (["predict", "a.png", "--model", "missing.tflite", "--out", "{f}/out"], "--out"),
+        (["import-weights", "missing.npz", "--output", "{f}/m.keras"], "--output"),
+        (["evaluate", "--model", "missing.keras", "--out", "{f}/eval"], "--out"),
+        (["train", "--dataset", "synthetic:4", "--out", "{f}/run"], "--out"),
+        (["write-data", "--out", "{f}/data"], "--out"),
+        (["benchmark", "missing.tflite", "--output-dir", "{f}/bench"], "--output-dir"),
+        (["android-assets", "--model", "missing.tflite", "--dest", "{f}/assets"], "--dest"),
+    ],
+)  # fmt: skip
+def test_output_under_a_regular_file_is_refused_before_any_work(tmp_path, capsys, argv, option):
+    # The inputs do not exist either: the output is checked first, before anything is read.
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    argv = [a.replace("{f}", str(blocker)) for a in argv]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert f"{option} {blocker}" in err and f"{blocker} is a file, not a folder" in err
+
+
+def test_path_errors_from_the_work_itself_are_one_line(tmp_path, capsys, monkeypatch):
+    def job(config):
+        os.makedirs(tmp_path / "file" / "sub")  # NotADirectoryError / FileExistsError
+
+    (tmp_path / "file").write_text("")
+    monkeypatch.setattr(cli._module("android-assets"), "run", job)
+    assert cli.main(["android-assets", "--dest", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(tmp_path / "file") in err
