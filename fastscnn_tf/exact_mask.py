@@ -18,10 +18,10 @@ Why the result is exact, ties included:
 - int8 graphs: the resize interpolates the integers with non-negative fixed-point weights that
   sum to a power of two and rounds once (XNNPACK: half up; LiteRT's own kernel: half away from
   zero). Both roundings are monotone and add 1 when their argument grows by 1, so `q_k >= q_c`
-  at all corners gives `r_k >= r_c` and `q_k > q_c` gives `r_k > r_c`. The head only moves int8
-  values (GATHER, TRANSPOSE, RESHAPE) and compares them with ARG_MIN/ARG_MAX, which read the
-  integers: comparison ops rescale and round (merging neighbours at the small scales of logits),
-  and the converter gives a MINIMUM, MAXIMUM or CONCATENATION a scale of its own.
+  at all corners gives `r_k >= r_c` and `q_k > q_c` gives `r_k > r_c`. The head keeps every int8
+  value at the scores' scale: it moves them (GATHER, RESHAPE, TRANSPOSE), reduces them
+  (REDUCE_MIN/MAX), compares them with ARG_MAX, and drops a class only on a strict GREATER,
+  which a rounding of both sides can miss but never invent.
 - float graphs: interpolation rounds differently per kernel, so a class only counts as
   dominated when it loses by a margin (`FLOAT_MARGIN` of the largest |score|) far above the
   rounding error of the interpolation (below 2**-20 of it).
@@ -63,34 +63,22 @@ def corner_index(h, w):
 
 def _candidates(corners, margin):
     """(n, C) bool: the classes not dominated in each of n cells, from their corner scores
-    (4, n, C). `margin` is None for int8 (integers compare exactly), else the float margin.
+    (4, n, C). `margin` is None for int8 graphs, else the float margin.
 
-    Class `best` has the highest minimum over the corners (ties: lower index); a class whose
-    maximum is below that minimum (or equal to it, after `best`) is dominated by `best`. This
-    misses some dominated classes, which only costs a wider resize.
+    Class `best` has the highest minimum over the corners, `floor`; a class whose maximum is
+    below `floor` loses to `best` at every pixel, and `best` itself stays. This misses some
+    dominated classes (and keeps a class equal to `floor`), which only costs a wider resize.
     """
-    per_class = tf.transpose(corners, [1, 2, 0])  # (n, C, 4)
+    # REDUCE_MIN/MAX keep the int8 scale of their input (the converter gives a MINIMUM or
+    # MAXIMUM a scale of its own, requantizing into it).
+    low = tf.reduce_min(corners, axis=0)
+    high = tf.reduce_max(corners, axis=0)
+    floor = tf.reduce_max(low, axis=-1, keepdims=True)
     if margin is not None:
-        low = tf.reduce_min(per_class, axis=-1)
-        floor = tf.reduce_max(low, axis=-1, keepdims=True)
-        return tf.reduce_max(per_class, axis=-1) >= floor - margin
-    # int8 values compare exactly only in ARG_MIN/ARG_MAX: the comparison ops rescale both
-    # sides by the scale and round (merging neighbouring values at the small scales of logits),
-    # and a MINIMUM, MAXIMUM or CONCATENATION gets a scale of its own. So every value here is
-    # gathered from `per_class` by position.
-    n, num_classes = tf.shape(per_class)[0], per_class.shape[1]
-    values = tf.reshape(per_class, [-1])
-    first = (tf.range(n)[:, None] * num_classes + tf.range(num_classes)) * 4  # (n, C)
-    low_at = first + tf.argmin(per_class, axis=-1, output_type=tf.int32)
-    high_at = first + tf.argmax(per_class, axis=-1, output_type=tf.int32)
-    best = tf.argmax(tf.gather(values, low_at), axis=-1, output_type=tf.int32)  # (n,)
-    floor_at = tf.gather(tf.reshape(low_at, [-1]), tf.range(n) * num_classes + best)
-    pair = tf.gather(
-        values, tf.stack([tf.broadcast_to(floor_at[:, None], [n, num_classes]), high_at], -1)
-    )
-    above = tf.equal(tf.argmax(pair, axis=-1, output_type=tf.int32), 1)  # max > floor
-    below = tf.equal(tf.argmin(pair, axis=-1, output_type=tf.int32), 1)  # max < floor
-    return tf.where(tf.range(num_classes) <= best[:, None], ~below, above)
+        return high >= floor - margin
+    # An int8 comparison rescales both sides by their (shared) scale and rounds: at the tiny
+    # scales of untrained logits it can find equal what differs, never greater what is not.
+    return ~(floor > high)
 
 
 def _resolve(corners, groups):
