@@ -13,6 +13,10 @@ folder (or `--keep-models` in the output folder) and measured in LiteRT with XNN
 
     fastscnn benchmark model.keras --precisions float32 int8 --threads 1 2 4
     fastscnn benchmark a.tflite b.tflite --threads 2 --runs 50
+    fastscnn benchmark model.keras --images data/val --sizes 360x480 512x1024
+
+A mask export's exact head resolves class boundaries pixel by pixel, so its latency depends on
+the scene: `--images` times every variant on a real image instead of random pixels.
 
 Writes `benchmark.json`, `benchmark.md` (tables) and `benchmark.png` (median latency against
 input size, one line per variant) into `--output-dir`.

@@ -11,7 +11,7 @@ clamps). A class `c` is *dominated* in a cell when another class `k` beats it at
 a tie going to the lower index as `ARG_MAX` breaks ties; interpolation keeps that order (below),
 so a dominated class wins no pixel of the cell. So a cell whose four corners share their argmax
 is that class throughout, and only the other cells (class boundaries: about 10% of the cells on
-CamVid) are resized, from their 2x2 corners and with their undominated classes only, and
+CamVid) are resized, from their 2x2 corners and only with the classes not shown dominated, and
 resolved per pixel with `ARG_MAX`.
 
 Why the result is exact, ties included:
@@ -31,7 +31,9 @@ Why the result is exact, ties included:
   LiteRT runs with the same kernel, XNNPACK or its own, as the full resize it replaces.
 
 Builtin ops only. The number of boundary cells makes some shapes data-dependent (WHERE, GATHER);
-LiteRT runs them and XNNPACK still takes the resizes.
+LiteRT runs them and XNNPACK still takes the resizes. So the cost follows the scene: about a
+third of the full-size resize and ARG_MAX on CamVid, more than them on per-pixel noise scores
+(every cell a boundary with many classes), which no trained network produces.
 """
 
 import numpy as np
@@ -49,6 +51,17 @@ def supports(scores_shape, size):
     """Whether `exact_mask` applies: one image whose scores are exactly 1/8 of `size`."""
     n, h, w, _ = scores_shape
     return n == 1 and (h * FACTOR, w * FACTOR) == tuple(size)
+
+
+def upsamples_half_pixel(model):
+    """Whether a Fast-SCNN `keras.Model` upsamples its scores with half-pixel centres, the
+    resize this head reproduces (its `ResizeLike` "logits", or "logits_up" before the crop of a
+    padded model); not the reference's `align_corners=True`."""
+    for name in ("logits_up", "logits"):
+        layer = next((layer for layer in model.layers if layer.name == name), None)
+        if layer is not None and hasattr(layer, "align_corners"):
+            return not layer.align_corners
+    return False
 
 
 def corner_index(h, w):
@@ -108,8 +121,9 @@ def _resolve(corners, groups):
     resolved = []
     for part, (cells, classes) in zip(parts, groups, strict=True):
         m, k = tf.shape(cells)[0], classes.shape[-1]
-        pick = tf.argmax(tf.reshape(part, [FACTOR**2, m, k]), axis=-1, output_type=tf.int32)
-        resolved.append(tf.transpose(tf.gather(tf.reshape(classes, [-1]), pick + tf.range(m) * k)))
+        per_cell = tf.transpose(tf.reshape(part, [FACTOR**2, m, k]), [1, 0, 2])  # (m, 64, K)
+        pick = tf.argmax(per_cell, axis=-1, output_type=tf.int32)  # index among the K
+        resolved.append(tf.gather(tf.reshape(classes, [-1]), pick + tf.range(m)[:, None] * k))
     return resolved
 
 

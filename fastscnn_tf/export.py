@@ -207,16 +207,6 @@ def mask_head(scores8, size, mask_stride, quantized=False):
     return upsample_mask(mask, size)
 
 
-def _upsamples_half_pixel(model):
-    """Whether the model's final upsampling uses half-pixel centres (a `ResizeLike` named
-    "logits", or "logits_up" before the crop of a padded model)."""
-    for name in ("logits_up", "logits"):
-        layer = next((layer for layer in model.layers if layer.name == name), None)
-        if layer is not None and hasattr(layer, "align_corners"):
-            return not layer.align_corners
-    return False
-
-
 def build_export_model(
     model, size, output="mask", output_stride=1, quantized_input=False, mask_stride=1
 ):
@@ -236,6 +226,7 @@ def build_export_model(
             upsampled to the input size (exact, see `exact_mask`); 2, 4 or 8 take it at that
             fraction of the input size and upsample the class map (nearest), see `mask_head`.
     """
+    from fastscnn_tf.exact_mask import upsamples_half_pixel
     from fastscnn_tf.model import fold_input_normalization
 
     check_size(size)
@@ -245,7 +236,7 @@ def build_export_model(
     # The mask head upsamples the 1/8 scores itself; at stride 1 only where that reproduces the
     # model's own upsampling (half-pixel centres, not the reference's align_corners).
     cheap_mask = output == "mask" and output_stride == 1 and mask_stride > 1
-    exact_head = output == "mask" and output_stride == 1 and _upsamples_half_pixel(model)
+    exact_head = output == "mask" and output_stride == 1 and upsamples_half_pixel(model)
     scores = score_model(model, 8 if cheap_mask or exact_head else output_stride)
     h, w = size
     dtype = tf.float32 if quantized_input else tf.uint8
