@@ -34,22 +34,21 @@ def peak_rss_mib():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
 
 
-def cached_batches(source, size, batch_size, count=4):
+def pipeline(source, size, batch_size):
+    """The training pipeline as `fastscnn train` builds it (decode, augment, crop, batch)."""
     from fastscnn_tf import data
 
-    ds = data.make_pipeline(
+    return data.make_pipeline(
         source, batch_size=batch_size, crop=size, augment=True, shuffle=True, repeat=True
     )
-    return [(x.numpy(), y.numpy()) for x, y in ds.take(count)]
+
+
+def cached_batches(source, size, batch_size, count=4):
+    return [(x.numpy(), y.numpy()) for x, y in pipeline(source, size, batch_size).take(count)]
 
 
 def data_images_per_second(source, size, batch_size, batches):
-    from fastscnn_tf import data
-
-    ds = data.make_pipeline(
-        source, batch_size=batch_size, crop=size, augment=True, shuffle=True, repeat=True
-    )
-    iterator = iter(ds)
+    iterator = iter(pipeline(source, size, batch_size))
     for _ in range(3):  # warm-up: threads, autotuning, file cache
         next(iterator)
     start = time.perf_counter()
