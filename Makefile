@@ -8,7 +8,7 @@ DEMO := runs/demo
 DEMO_SIZE := 128x160
 ASSETS := android_demo/app/src/main/assets
 
-.PHONY: demo test android-test lint venv clean
+.PHONY: demo test android-test web web-test lint venv clean
 
 venv: $(STAMP)
 
@@ -22,27 +22,29 @@ $(STAMP): pyproject.toml Makefile
 	  || echo "note: no CPU torch wheel here; the PyTorch parity test will be skipped"
 	touch $@
 
-# The main job on built-in synthetic scenes: train -> evaluate -> export int8 -> parity and
-# latency -> overlays -> app assets. Each step is a file target, so a re-run redoes only what is
-# missing and a killed training run resumes where it stopped.
-demo: $(DEMO)/predictions/.done $(ASSETS)/fastscnn_int8.tflite
-	@echo "== done: overlays in $(DEMO)/predictions, latency in $(DEMO)/benchmark/benchmark.md,"
-	@echo "   the int8 model and labels.txt copied into $(ASSETS) for the Android app"
+# The main job: first the whole pipeline on built-in synthetic scenes (train -> evaluate ->
+# export int8 -> parity and latency -> overlays), then the shipped CamVid preset on real street
+# photos, and its int8 model into the Android app. Each step is a file target, so a re-run redoes
+# only what is missing and a killed training run resumes where it stopped.
+PRESET := fastscnn_tf/presets/camvid
+demo: $(DEMO)/predictions/.done $(DEMO)/street/.done $(DEMO)/assets/.done
+	@echo "== done: street overlays in $(DEMO)/street, synthetic ones in $(DEMO)/predictions,"
+	@echo "   latency in $(DEMO)/benchmark/benchmark.md; the app ships the preset ($(ASSETS))"
 
 $(DEMO)/model.keras: | $(STAMP)
-	@echo "== 1/6 the network, then training on synthetic scenes (a few minutes on 2 cores)"
+	@echo "== 1/7 the network, then training on synthetic scenes (a few minutes on 2 cores)"
 	$(BIN)/fastscnn summary --num-classes 8 --size $(DEMO_SIZE) --no-layers
-	$(BIN)/fastscnn train --dataset synthetic --out $(DEMO) --epochs 6 --steps-per-epoch 50 \
+	$(BIN)/fastscnn train --dataset synthetic --out $(DEMO) --epochs 4 --steps-per-epoch 50 \
 	  --batch-size 8 --crop $(DEMO_SIZE) --val-batch-size 20 --verbose 2
-	@echo "== 2/6 evaluate the Keras model on the validation split"
+	@echo "== 2/7 evaluate the Keras model on the validation split"
 	$(BIN)/fastscnn evaluate --model $@ --dataset synthetic --split val
 
 $(DEMO)/fastscnn_int8.tflite: $(DEMO)/model.keras
-	@echo "== 3/6 export int8 TFLite: uint8 image in, uint8 class mask out"
+	@echo "== 3/7 export int8 TFLite: uint8 image in, uint8 class mask out"
 	$(BIN)/fastscnn export $< --size $(DEMO_SIZE) --precision int8 --output $@
 
 $(DEMO)/benchmark/benchmark.md: $(DEMO)/fastscnn_int8.tflite
-	@echo "== 4/6 parity of float32 and int8 with Keras, then latency (2 threads)"
+	@echo "== 4/7 parity of float32 and int8 with Keras, then latency (2 threads)"
 	$(PY) tflite/parity.py $(DEMO)/model.keras --dataset synthetic --size $(DEMO_SIZE) \
 	  --precisions float32 int8 --out $(DEMO)/parity --force
 	$(BIN)/fastscnn benchmark $(DEMO)/model.keras --sizes 256x512 512x1024 \
@@ -50,22 +52,45 @@ $(DEMO)/benchmark/benchmark.md: $(DEMO)/fastscnn_int8.tflite
 	cat $@
 
 $(DEMO)/predictions/.done: $(DEMO)/benchmark/benchmark.md
-	@echo "== 5/6 predict: colour masks and overlays for unseen test scenes"
+	@echo "== 5/7 predict: colour masks and overlays for unseen synthetic scenes"
 	$(BIN)/fastscnn write-data --dataset synthetic --split test --count 6 --out $(DEMO)/data
 	$(BIN)/fastscnn predict $(DEMO)/data/images/test --model $(DEMO)/fastscnn_int8.tflite \
 	  --out $(DEMO)/predictions
 	touch $@
 
-$(ASSETS)/fastscnn_int8.tflite: $(DEMO)/fastscnn_int8.tflite
-	@echo "== 6/6 copy the int8 model and labels.txt into the Android app"
-	$(BIN)/fastscnn android-assets --model $< --dest $(ASSETS)
+$(DEMO)/street/.done: | $(STAMP)
+	@echo "== 6/7 real street photos (CamVid, see $(PRESET)/samples) with the shipped preset"
+	$(BIN)/fastscnn presets
+	$(BIN)/fastscnn predict $(PRESET)/samples --out $(DEMO)/street
+	touch $@
 
+# The app's assets are links to the preset's files (one copy of the model in the repository);
+# `fastscnn android-assets --model F.tflite` replaces them with your own model.
+$(DEMO)/assets/.done: | $(STAMP)
+	@echo "== 7/7 the Android app ships the preset's int8 model and labels.txt ($(ASSETS))"
+	cmp $(ASSETS)/fastscnn_int8.tflite $(PRESET)/camvid_int8.tflite
+	cmp $(ASSETS)/labels.txt $(PRESET)/labels.txt
+	$(BIN)/fastscnn android-assets --model camvid --dest $(DEMO)/assets
+	touch $@
+
+# The browser tests (make web-test) run inside the pytest suite, once web/setup.sh has installed
+# Chromium and the npm packages they need.
 test: $(STAMP)
+	bash web/setup.sh
 	$(PY) -m pytest
 	bash android_demo/core/test.sh
 
 android-test:
 	bash android_demo/core/test.sh
+
+# The browser demo (web/): LiteRT.js and playwright-core from web/package-lock.json (npm ci).
+web:
+	bash web/setup.sh npm
+
+# Its tests in Debian's Chromium, headless (installed with apt-get when missing).
+web-test: $(STAMP)
+	bash web/setup.sh
+	$(PY) -m pytest tests/test_web.py
 
 lint: $(STAMP)
 	$(BIN)/ruff check fastscnn_tf tests benchmarks tflite

@@ -11,7 +11,9 @@ images/s (it must deliver well above what a step consumes) and the process's pea
     python benchmarks/train_throughput.py --variants fit no-metrics bf16
 
 Keras variants: `fit` is `fastscnn train`'s step as it runs by default (with its training
-mIoU and pixel accuracy); `no-metrics` leaves those out; `bf16` is `--mixed-precision`.
+mIoU and pixel accuracy); `no-metrics` leaves those out; `bf16` is `--mixed-precision`;
+`keras-bn` builds the network with Keras' own `BatchNormalization` instead of the fused
+`fastscnn_tf.layers.BatchNorm` (the same weights), to show what the fused kernel saves.
 """
 
 import argparse
@@ -27,7 +29,7 @@ from fastscnn_tf.config import parse_size
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CAMVID = os.path.join(HERE, "..", "..", "shared", "data", "camvid")
-VARIANTS = ("fit", "no-metrics", "bf16")
+VARIANTS = ("fit", "no-metrics", "bf16", "keras-bn")
 
 
 def peak_rss_mib():
@@ -64,6 +66,7 @@ class KerasSide:
         import keras
         import tensorflow as tf
 
+        from fastscnn_tf import model as model_lib
         from fastscnn_tf.train import TrainConfig, build_training_model, set_precision
 
         config = TrainConfig(
@@ -74,7 +77,13 @@ class KerasSide:
             mixed_precision=variant == "bf16",
         )
         set_precision(config)
-        self.model = build_training_model(config, num_classes, total_steps=100_000)
+        fused = model_lib.BatchNorm
+        if variant == "keras-bn":
+            model_lib.BatchNorm = keras.layers.BatchNormalization
+        try:
+            self.model = build_training_model(config, num_classes, total_steps=100_000)
+        finally:
+            model_lib.BatchNorm = fused
         if variant == "no-metrics":
             self.model.compile(
                 self.model.optimizer,

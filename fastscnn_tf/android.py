@@ -13,7 +13,7 @@ import shutil
 
 import numpy as np
 
-from fastscnn_tf import imageops
+from fastscnn_tf import imageops, presets
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.config import field
 from fastscnn_tf.files import atomic_path
@@ -27,7 +27,9 @@ APP_ASSETS = os.path.join("android_demo", "app", "src", "main", "assets")
 
 @dataclasses.dataclass
 class AssetsConfig:
-    model: str = field("", "exported .tflite to ship; the labels.txt beside it goes along")
+    model: str = field(
+        "", "exported .tflite to ship (the labels.txt beside it goes along), or a preset name"
+    )
     dest: str = field(APP_ASSETS, "the app's assets folder")
 
 
@@ -133,7 +135,7 @@ def run(config):
     """`fastscnn android-assets`: `copy_assets` from the command line."""
     if not config.model:
         raise ValueError("--model is required: the exported .tflite to put in the app.")
-    model, labels = copy_assets(config.model, config.dest)
+    model, labels = copy_assets(presets.resolve_model(config.model, "int8"), config.dest)
     print(f"wrote {model} and {labels}; rebuild the app to use them")
     return 0
 
@@ -143,7 +145,9 @@ def _write_bytes(path, data):
         f.write(data)
 
 
-def make_golden(model_path, image_path, out_dir, frame_size=(180, 240), opacity=128):
+def make_golden(
+    model_path, image_path, out_dir, frame_size=(180, 240), opacity=128, model_ref=None
+):
     """Write golden vectors for the Kotlin core's tests from one real image.
 
     The image is resized with PIL to `frame_size` (H, W) and becomes the camera frame; then
@@ -156,7 +160,9 @@ def make_golden(model_path, image_path, out_dir, frame_size=(180, 240), opacity=
     - `class_map.bin`: the decoded class map at the output's size, uint8.
     - `overlay_argb.bin`: the overlay at frame size, int32 big-endian.
     - `meta.json` (sizes, tensors, opacity, labels), `labels.txt` and the model as
-      `model.tflite`, so that Python can re-check the vectors later.
+      `model.tflite`, so that Python can re-check the vectors later; with `model_ref` (the
+      model's path relative to the repository, e.g. a shipped preset) the model is not copied
+      and `meta.json` names that path instead.
 
     Returns the metadata written to `meta.json`.
     """
@@ -192,9 +198,14 @@ def make_golden(model_path, image_path, out_dir, frame_size=(180, 240), opacity=
     _write_bytes(os.path.join(out_dir, "class_map.bin"), class_map.astype(np.uint8).tobytes())
     _write_bytes(os.path.join(out_dir, "overlay_argb.bin"), overlay.astype(">u4").tobytes())
     shutil.copyfile(labels_path, os.path.join(out_dir, ASSET_LABELS))
-    if os.path.abspath(model_path) != os.path.abspath(os.path.join(out_dir, GOLDEN_MODEL)):
-        shutil.copyfile(model_path, os.path.join(out_dir, GOLDEN_MODEL))
+    copied = os.path.join(out_dir, GOLDEN_MODEL)
+    if model_ref is not None:
+        if os.path.exists(copied):
+            os.remove(copied)  # the vectors now belong to the model `model_ref` names
+    elif os.path.abspath(model_path) != os.path.abspath(copied):
+        shutil.copyfile(model_path, copied)
     meta = {
+        **({"model": model_ref} if model_ref is not None else {}),
         "source_image": os.path.basename(os.fspath(image_path)),
         "frame": {"height": frame_h, "width": frame_w},
         "opacity": opacity,

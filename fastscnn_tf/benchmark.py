@@ -35,6 +35,7 @@ import time
 
 import numpy as np
 
+from fastscnn_tf import presets
 from fastscnn_tf.config import field, parse_size, to_json
 from fastscnn_tf.files import atomic_path, write_text_atomic
 
@@ -56,7 +57,7 @@ PLOT_COLORS = (
 
 @dataclasses.dataclass
 class BenchmarkConfig:
-    models: list[str] = field([], ".keras and/or .tflite files", positional=True)
+    models: list[str] = field([], ".keras and/or .tflite files, or presets", positional=True)
     sizes: list[str] = field(DEFAULT_SIZES, "input sizes HxW for .keras models")
     precisions: list[str] = field(
         ["float32", "int8"], "TFLite variants exported from each .keras model ('none': Keras only)"
@@ -599,6 +600,7 @@ def plot(records, path, threads=None, width=900, height=560):
 
 def benchmark(config):
     """Run the whole benchmark; returns the JSON-ready result (also written to disk)."""
+    config = dataclasses.replace(config, models=[presets.resolve_model(m) for m in config.models])
     _check_models(config.models)
     if config.runs < 1 or config.warmup < 0:
         raise ValueError(

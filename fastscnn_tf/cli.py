@@ -14,6 +14,7 @@ from fastscnn_tf import tflog
 # for the command that runs, so `fastscnn --help` and the light commands never load TensorFlow.
 COMMANDS = {
     "summary": ("summary", "SummaryConfig", "run", "layer table, parameters and MACs"),
+    "presets": ("list_presets", "PresetsConfig", "run", "trained models shipped in the package"),
     "import-weights": ("weights", "ImportConfig", "run", "import a PyTorch Fast-SCNN checkpoint"),
     "train": ("train", "TrainConfig", "run", "train Fast-SCNN with the paper's recipe"),
     "export": ("export", "ExportConfig", "run", "convert a .keras model to .tflite"),
@@ -32,9 +33,15 @@ COMMANDS = {
         "run",
         "copy an exported model and its labels.txt into the Android app",
     ),
+    "serve": (
+        "serve",
+        "ServeConfig",
+        "run",
+        "the browser demo (LiteRT.js) with a model, on localhost",
+    ),
 }
 # Commands whose work never loads TensorFlow (benchmark's workers log to a file of their own).
-WITHOUT_TENSORFLOW = ("android-assets",)
+WITHOUT_TENSORFLOW = ("android-assets", "presets", "serve")
 # Errors that are the user's to fix (a missing input, an output under a regular file, ...):
 # one line and exit 2, no traceback.
 USER_ERRORS = (

@@ -15,13 +15,17 @@ import time
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from fastscnn_tf import presets
 from fastscnn_tf.config import field
 from fastscnn_tf.files import atomic_path, check_output_dir, write_text_atomic
 
 
 @dataclasses.dataclass
 class EvaluateConfig:
-    model: str = field("runs/fastscnn/model.keras", "model file (.keras or .tflite)")
+    model: str = field(
+        "runs/fastscnn/model.keras",
+        "model file (.keras or .tflite) or preset (camvid, camvid:int8)",
+    )
     dataset: str = field(
         "synthetic", "data: synthetic[:N[:HxW]] | folder:PATH | cityscapes:PATH | tfds:NAME"
     )
@@ -152,8 +156,10 @@ def run_evaluation(config):
 
     if config.batch_size <= 0:
         raise ValueError(f"--batch-size must be positive, got {config.batch_size}.")
-    # Checked before the work, not after it (the default: the model's folder).
-    out = config.out or os.path.dirname(os.path.abspath(config.model))
+    # Checked before the work, not after it (the default: the model's folder, or the current
+    # one for a preset, whose folder is inside the installed package).
+    preset = presets.split_name(config.model)
+    out = config.out or ("." if preset else os.path.dirname(os.path.abspath(config.model)))
     check_output_dir(out, "--out")
     runtime = load_runtime(config.model, num_threads=config.num_threads)
     num_classes = config.num_classes or runtime.num_classes
@@ -179,7 +185,11 @@ def run_evaluation(config):
     print(format_table(names, result, confusion))
 
     os.makedirs(out, exist_ok=True)
-    stem = os.path.splitext(os.path.basename(config.model))[0]
+    stem = (
+        config.model.replace(":", "_")
+        if preset
+        else (os.path.splitext(os.path.basename(config.model))[0])
+    )
     json_path = os.path.join(out, f"{stem}.{config.split}.eval.json")
     png_path = os.path.join(out, f"{stem}.{config.split}.confusion.png")
     report = {

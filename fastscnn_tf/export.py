@@ -17,16 +17,17 @@ import json
 import os
 import re
 import warnings
-import zipfile
 
 import numpy as np
 import tensorflow as tf
 
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf import metadata as metadata_lib
+from fastscnn_tf import presets
 from fastscnn_tf.config import field, parse_size
-from fastscnn_tf.files import check_input_file, check_output_file, write_bytes_atomic
+from fastscnn_tf.files import check_output_file, write_bytes_atomic
 from fastscnn_tf.model import MIN_INPUT_SIZE, aligned_size
+from fastscnn_tf.modelfile import load_keras_model
 
 PRECISIONS = ("float32", "float16", "dynamic", "int8")
 OUTPUT_KINDS = ("mask", "logits", "probabilities")
@@ -39,7 +40,7 @@ STRIDE8_LAYER = "cls_conv"
 
 @dataclasses.dataclass
 class ExportConfig:
-    model: str = field("", "trained .keras model", positional=True)
+    model: str = field("", "trained .keras model or preset name", positional=True)
     output: str | None = field(
         None, "output .tflite file (default: tflite/<model>_<HxW>_<precision>_<output-kind>.tflite)"
     )
@@ -78,41 +79,6 @@ def check_size(size, option="--size"):
             f"{option} {h}x{w}: Fast-SCNN needs at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} "
             "pixels (its pyramid pooling works on the 1/32 map)."
         )
-
-
-def keras_archive_problem(path):
-    """What makes `path` no `.keras` archive (a zip holding config.json), or None. Keras itself
-    reports a truncated or foreign file as "File not found"."""
-    try:
-        with zipfile.ZipFile(path) as archive:
-            names = set(archive.namelist())
-            corrupt = archive.testzip()  # reads every member and checks its CRC
-    except (zipfile.BadZipFile, EOFError, OSError) as error:
-        return f"not a zip file, truncated or of another format: {error}"
-    if corrupt is not None:
-        return f"{corrupt} inside it is corrupt"
-    if "config.json" not in names:
-        return "no config.json inside it"
-    return None
-
-
-def load_keras_model(path):
-    """A `.keras` model for inference, with errors that say what is wrong with the file."""
-    import keras
-
-    import fastscnn_tf.layers  # noqa: F401  (registers the custom layers)
-
-    path = str(path)
-    if not path.endswith(".keras"):
-        raise ValueError(f"{path}: expected a trained .keras model.")
-    check_input_file(path, "model file")
-    problem = keras_archive_problem(path)
-    if problem:
-        raise ValueError(f"{path}: not a valid .keras archive ({problem}).")
-    try:
-        return keras.models.load_model(path, compile=False)
-    except (ValueError, TypeError, KeyError) as error:  # a config Keras cannot rebuild
-        raise ValueError(f"{path}: cannot load this .keras model: {error}") from None
 
 
 def _with_input_size(model, size):
@@ -493,6 +459,7 @@ def training_dataset(model_path):
 
 
 def run(config):
+    config = dataclasses.replace(config, model=presets.resolve_model(config.model))
     calibration = config.calibration_dataset
     if config.precision == "int8" and not calibration:
         calibration = training_dataset(config.model)

@@ -13,7 +13,14 @@ Layer names say where a layer sits in the paper: `ltd_*` learning to downsample,
 import keras
 import numpy as np
 
-from fastscnn_tf.layers import AdaptiveAveragePooling, CropLike, PadToMultiple, ResizeLike
+from fastscnn_tf import presets
+from fastscnn_tf.layers import (
+    AdaptiveAveragePooling,
+    BatchNorm,
+    CropLike,
+    PadToMultiple,
+    ResizeLike,
+)
 
 BN_EPSILON = 1e-5  # PyTorch's BatchNorm2d default, as in the reference.
 BN_MOMENTUM = 0.9  # PyTorch momentum 0.1 is Keras momentum 0.9.
@@ -30,7 +37,7 @@ ALIGN = 32
 
 
 def _bn(x, name):
-    return keras.layers.BatchNormalization(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)(x)
+    return BatchNorm(epsilon=BN_EPSILON, momentum=BN_MOMENTUM, name=name)(x)
 
 
 def _pad_for_stride(x, stride, name):
@@ -280,3 +287,7 @@ def fold_input_normalization(model):
     gamma, beta, mean, variance = bn.get_weights()
     bn.set_weights([gamma, beta, mean - shift, variance])
     return folded
+
+
+# Keras-style preset loading, `FastSCNN.from_preset("camvid")`, as keras-hub's models offer it.
+FastSCNN.from_preset = presets.from_preset

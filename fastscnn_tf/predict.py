@@ -37,13 +37,18 @@ CONVERTIBLE_MODES = ("L", "LA", "P", "PA", "RGBA", "RGBX", "CMYK", "YCbCr", "1")
 LEGEND_ROW = 18  # pixels per legend entry
 LEGEND_SWATCH = 12
 DEFAULT_MAX_SIZE = 2048
+DEFAULT_PRESET = "camvid"  # street scenes; see `fastscnn presets`
 BLEND_ROWS = 512  # rows blended at a time: float copies of a whole large photo cost GBs
 
 
 @dataclasses.dataclass
 class PredictConfig:
     inputs: list[str] = field([], "images and/or folders of images", positional=True)
-    model: str = field("", "a .keras or .tflite model (labels.txt beside it is used if present)")
+    model: str = field(
+        DEFAULT_PRESET,
+        "a .keras or .tflite model (labels.txt beside it is used if present) or a preset "
+        "(camvid: float, camvid:int8)",
+    )
     out: str = field("predictions", "output folder")
     opacity: float = field(0.5, "overlay opacity of the class colours, 0..1")
     max_size: int = field(
@@ -237,7 +242,7 @@ def run(config):
     from fastscnn_tf.runtime import load_runtime
 
     if not config.model:
-        raise ValueError("--model is required (a .keras or .tflite file).")
+        raise ValueError("--model is empty: give a .keras or .tflite file or a preset name.")
     if not 0.0 <= config.opacity <= 1.0:
         raise ValueError(f"--opacity {config.opacity}: expected a value in 0..1.")
     if config.max_size and not config.max_size >= MIN_INPUT_SIZE:
@@ -250,7 +255,8 @@ def run(config):
     labels = _labels_for(runtime)
     os.makedirs(config.out, exist_ok=True)
     size = "any size" if runtime.input_size is None else "x".join(map(str, runtime.input_size))
-    print(f"{runtime.kind} model {config.model} ({size} input, {runtime.num_classes} classes)")
+    shown = runtime.path if runtime.path == config.model else f"{config.model}: {runtime.path}"
+    print(f"{runtime.kind} model {shown} ({size} input, {runtime.num_classes} classes)")
     for index, path in enumerate(paths, start=1):
         outputs = predict_file(runtime, path, config.out, labels, config.opacity, config.max_size)
         print(f"[{index}/{len(paths)}] {path} -> {outputs['overlay']}")

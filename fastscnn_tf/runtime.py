@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from fastscnn_tf import labels as labels_lib
+from fastscnn_tf import presets
 from fastscnn_tf.files import check_input_file
 from fastscnn_tf.model import MIN_INPUT_SIZE, aligned_size
 
@@ -247,10 +248,10 @@ def load_runtime(path, num_threads=None):
     """Open a `.keras` or `.tflite` model for inference.
 
     Args:
-        path: the model file.
+        path: the model file, or a preset name (`camvid`, `camvid:int8`; see `presets`).
         num_threads: interpreter threads for TFLite (None: LiteRT's default); ignored for Keras.
     """
-    path = str(path)
+    path = str(presets.resolve_model(path))
     kind = KINDS.get(os.path.splitext(path)[1].lower())
     if kind is None:
         raise ValueError(f"{path}: unknown model type; expected a .keras or .tflite file.")

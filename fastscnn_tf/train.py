@@ -33,6 +33,7 @@ from fastscnn_tf import data as data_lib
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf import losses as losses_lib
 from fastscnn_tf import metrics as metrics_lib
+from fastscnn_tf import transfer
 from fastscnn_tf.config import (
     field,
     load_config,
@@ -97,6 +98,11 @@ class TrainConfig:
     mixed_precision: bool = field(False, "mixed precision (float16 on GPU, bfloat16 on CPU)")
     jit: bool = field(False, "compile the train step with XLA")
     seed: int = field(0, "seed of weights, shuffling and augmentation")
+    init_from: str | None = field(
+        None,
+        "start from trained weights: a preset (camvid), a .keras model or a PyTorch "
+        ".pth/.npz checkpoint; layers whose shape differs (another class count) start fresh",
+    )
     backup_every: int = field(50, "steps between backups for resuming a killed run")
     overlays: int = field(3, "validation images drawn with predictions in TensorBoard")
     verbose: int = field(1, "Keras progress output: 0 silent, 1 progress bar, 2 one line/epoch")
@@ -539,6 +545,8 @@ def check_config(config):
         raise ValueError(f"--lr must be positive, got {config.lr}.")
     if config.warmup_steps < 0 or config.weight_decay < 0 or config.aux_weight < 0:
         raise ValueError("--warmup-steps, --weight-decay and --aux-weight must not be negative.")
+    if config.init_from:
+        transfer.check_source(config.init_from)
 
 
 def load_data(config):
@@ -716,6 +724,8 @@ def train(config):
     with strategy.scope():
         model = build_training_model(config, num_classes, total_steps, class_weights)
         start_step = Backup.restore(os.path.join(out, "backup"), model)
+        if config.init_from and start_step == 0:  # a resumed run continues from its backup
+            print(transfer.init_from(model, config.init_from))
     # Keras 3.15 starts `fit` under a model-level strategy by pulling one batch and reducing it
     # across replicas to build the metrics: that fails under MultiWorkerMirroredStrategy
     # (keras-team/keras#20585) and silently drops a batch (breaking exact resume). Without it,

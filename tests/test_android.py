@@ -11,9 +11,19 @@ from fastscnn_tf import labels as labels_lib
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(ROOT, android.GOLDEN_DIR)
-GOLDEN_MODEL = os.path.join(GOLDEN, android.GOLDEN_MODEL)
+
+
+def _golden_model():
+    """The model the vectors came from: the one meta.json names (the shipped preset), else a
+    copy beside the vectors."""
+    with open(os.path.join(GOLDEN, "meta.json"), encoding="utf-8") as f:
+        named = json.load(f).get("model")
+    return os.path.join(ROOT, named) if named else os.path.join(GOLDEN, android.GOLDEN_MODEL)
+
+
+GOLDEN_MODEL = _golden_model()
 needs_model = pytest.mark.skipif(
-    not os.path.isfile(GOLDEN_MODEL), reason="the golden model.tflite is not committed"
+    not os.path.isfile(GOLDEN_MODEL), reason="the golden vectors' model is not committed"
 )
 
 
@@ -36,7 +46,7 @@ def test_golden_files_are_small_and_consistent(golden):
     vectors = [n for n in os.listdir(GOLDEN) if n != android.GOLDEN_MODEL]
     assert sum(os.path.getsize(os.path.join(GOLDEN, n)) for n in vectors) < 1_000_000
     if os.path.isfile(GOLDEN_MODEL):
-        assert os.path.getsize(GOLDEN_MODEL) < 1_500_000
+        assert os.path.getsize(GOLDEN_MODEL) < 2_000_000
     assert list(labels.names) == meta["labels"]
     assert meta["input"]["dtype"] == "uint8" and meta["output_kind"] == "mask"
     assert frame.shape == (meta["frame"]["height"], meta["frame"]["width"])
@@ -79,10 +89,10 @@ def model_dir(tmp_path, labels_text=None):
     """A copy of the golden model with labels.txt beside it, as `fastscnn export` leaves it."""
     folder = tmp_path / "export"
     folder.mkdir()
-    shutil.copyfile(GOLDEN_MODEL, folder / "model_96x128_int8_mask.tflite")
+    shutil.copyfile(GOLDEN_MODEL, folder / "model_int8_mask.tflite")
     labels = labels_text if labels_text is not None else read("labels.txt").decode()
     (folder / "labels.txt").write_text(labels, encoding="utf-8")
-    return folder / "model_96x128_int8_mask.tflite"
+    return folder / "model_int8_mask.tflite"
 
 
 @needs_model
@@ -98,16 +108,18 @@ def test_make_golden_writes_what_the_kotlin_tests_read(tmp_path):
     expected_frame = np.asarray(Image.open(image).resize((60, 45), Image.Resampling.BILINEAR))
     frame = np.frombuffer((out / "frame_argb.bin").read_bytes(), ">u4").reshape(45, 60)
     np.testing.assert_array_equal(imageops.argb_to_rgb(frame.astype(np.uint32)), expected_frame)
+    in_h, in_w = json.loads(read("meta.json"))["input"]["shape"][1:3]
     sizes = {
-        "input_rgb.bin": 96 * 128 * 3,
-        "output.bin": 96 * 128,
-        "class_map.bin": 96 * 128,
+        "input_rgb.bin": in_h * in_w * 3,
+        "output.bin": in_h * in_w,
+        "class_map.bin": in_h * in_w,
         "overlay_argb.bin": 45 * 60 * 4,
     }
     for name, size in sizes.items():
         assert (out / name).stat().st_size == size, name
     assert (out / "labels.txt").read_bytes() == read("labels.txt")
-    assert (out / android.GOLDEN_MODEL).read_bytes() == read(android.GOLDEN_MODEL)
+    with open(GOLDEN_MODEL, "rb") as f:
+        assert (out / android.GOLDEN_MODEL).read_bytes() == f.read()
 
 
 @needs_model

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fastscnn_tf.layers import AdaptiveAveragePooling, ResizeLike, adaptive_bin_edges
+from fastscnn_tf.layers import AdaptiveAveragePooling, BatchNorm, ResizeLike, adaptive_bin_edges
 
 
 def numpy_adaptive_avg_pool(x, bins):
@@ -71,3 +71,41 @@ def test_adaptive_pool_batched_global_average(shape):
     x = np.random.default_rng(5).uniform(size=(n, h, w, 128)).astype("float32")
     got = AdaptiveAveragePooling(1)(x).numpy()
     np.testing.assert_allclose(got, x.mean(axis=(1, 2), keepdims=True), atol=1e-6)
+
+
+def test_fused_batch_norm_trains_like_numpy_and_keras():
+    """Training-mode output, gradients and moving statistics of the fused layer: against numpy
+    (output, statistics) and Keras' own BatchNormalization (gradients)."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(2.0, 3.0, (4, 5, 6, 8)).astype("float32")
+    gamma, beta = rng.uniform(0.5, 1.5, 8), rng.normal(0, 0.5, 8)
+    mean0, var0 = rng.normal(0, 0.1, 8), rng.uniform(0.5, 1.5, 8)
+    layers = []
+    for cls in (BatchNorm, keras.layers.BatchNormalization):
+        layer = cls(epsilon=1e-5, momentum=0.9)
+        layer.build(x.shape)
+        layer.set_weights([gamma, beta, mean0, var0])
+        layers.append(layer)
+    fused, reference = layers
+
+    grads, outputs = [], []
+    for layer in layers:
+        xt = tf.constant(x)
+        with tf.GradientTape() as tape:
+            tape.watch(xt)
+            y = layer(xt, training=True)
+            loss = tf.reduce_sum(y * tf.cos(tf.range(8, dtype="float32")))
+        outputs.append(y.numpy())
+        grads.append(tape.gradient(loss, [xt, layer.gamma, layer.beta]))
+
+    mean, var = x.mean((0, 1, 2)), x.var((0, 1, 2))  # biased, as Keras stores it
+    expected = (x - mean) / np.sqrt(var + 1e-5) * gamma + beta
+    np.testing.assert_allclose(outputs[0], expected, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(fused.moving_mean.numpy(), 0.9 * mean0 + 0.1 * mean, rtol=1e-5)
+    np.testing.assert_allclose(fused.moving_variance.numpy(), 0.9 * var0 + 0.1 * var, rtol=1e-5)
+    for got, want in zip(grads[0], grads[1], strict=True):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-3, atol=1e-4)
+    # Inference uses the moving statistics, exactly as Keras' layer does.
+    np.testing.assert_allclose(
+        fused(x, training=False).numpy(), reference(x, training=False).numpy(), atol=1e-5
+    )

@@ -1,0 +1,90 @@
+"""Trained models shipped inside the package, read by name: nothing is downloaded.
+
+A preset is a folder beside this file holding `preset.json` (what `fastscnn presets` lists),
+the float `model.keras` (any input size), its int8 `.tflite` export (uint8 image in, class
+mask out), `labels.txt` and `MODEL_CARD.md`. Wherever a command takes `--model`, `NAME` means
+the preset's float model and `NAME:int8` its int8 one.
+"""
+
+import json
+import os
+
+ROOT = os.path.dirname(os.path.abspath(__file__))
+INFO = "preset.json"
+KINDS = ("float", "int8")
+
+
+def names():
+    """The presets shipped with this install, sorted."""
+    return sorted(
+        entry for entry in os.listdir(ROOT) if os.path.isfile(os.path.join(ROOT, entry, INFO))
+    )
+
+
+def info(name):
+    """The preset's `preset.json` as a dict, its folder under `"dir"`."""
+    folder = os.path.join(ROOT, name)
+    path = os.path.join(folder, INFO)
+    if os.sep in name or not os.path.isfile(path):
+        available = ", ".join(names()) or "none in this install"
+        raise ValueError(f"unknown preset {name!r} (available: {available}).")
+    with open(path, encoding="utf-8") as f:
+        result = json.load(f)
+    return {**result, "dir": folder}
+
+
+def path(name, kind="float"):
+    """The file of preset `name`: its float `.keras` (`kind="float"`) or int8 `.tflite`."""
+    if kind not in KINDS:
+        raise ValueError(f"kind={kind!r}: expected one of {', '.join(KINDS)}.")
+    preset = info(name)
+    return os.path.join(preset["dir"], preset["files"][kind])
+
+
+def split_name(value):
+    """`(name, kind)` if `value` names a preset (`camvid`, `camvid:int8`), else None."""
+    name, _, kind = str(value).partition(":")
+    if not name or os.path.exists(str(value)) or name not in names():
+        return None
+    if kind and kind not in KINDS:
+        raise ValueError(
+            f"--model {value}: unknown preset variant {kind!r} "
+            f"(use {name}, {name}:float or {name}:int8)."
+        )
+    return name, kind or None
+
+
+def resolve_model(value, kind="float"):
+    """A `--model` value as a file path: a preset name becomes its file (`kind` unless the
+    value says `:int8` or `:float`); anything else is returned unchanged."""
+    preset = split_name(value)
+    if preset is None:
+        return value
+    name, chosen = preset
+    return path(name, chosen or kind)
+
+
+def describe():
+    """One line per preset, for `fastscnn presets`."""
+    lines = []
+    for name in names():
+        preset = info(name)
+        h, w = preset["input_size"]
+        lines.append(
+            f"{name:<10} {preset['num_classes']} classes, int8 at {h}x{w}; "
+            f"{preset['metric']}: {preset['float']:.2f} float, {preset['int8']:.2f} int8 "
+            f"-- {preset['description']}\n"
+            f"{'':<10} files: {preset['dir']}"
+        )
+    return "\n".join(lines) if lines else "no presets in this install"
+
+
+def from_preset(name):
+    """The trained preset `name` as a float `keras.Model` taking RGB in [0, 255] at any size.
+
+    Example:
+        >>> model = FastSCNN.from_preset("camvid")  # 11 CamVid classes, read from the package
+    """
+    from fastscnn_tf.modelfile import load_keras_model
+
+    return load_keras_model(path(name, "float"))
