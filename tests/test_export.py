@@ -139,6 +139,27 @@ def test_mask_equals_argmax_of_logits(exported, keras_logits, precision):
     assert np.mean(mask == expected) > (0.999 if precision == "float32" else 0.98)
 
 
+def test_int8_image_enters_through_a_dequantize_with_the_cast_s_values(model, monkeypatch):
+    """The int8 graph's CAST of its uint8 image becomes a DEQUANTIZE with scale 1 (XNNPACK runs
+    it, not CAST); the mask is the same pixel for pixel as with the converter's CAST."""
+    serve = export.build_export_model(model, SIZE, "mask", quantized_input=True)
+    calibration = lambda: ([x[None].astype(np.float32)] for x in _images(8, seed=3))  # noqa: E731
+    ours = export.convert(serve, "int8", calibration)
+    monkeypatch.setattr(export, "dequantize_uint8_input", lambda tflite_bytes: tflite_bytes)
+    cast = export.convert(serve, "int8", calibration)
+
+    ops = []
+    masks = []
+    for tflite_bytes in (ours, cast):
+        interpreter = Interpreter(model_content=tflite_bytes)
+        interpreter.allocate_tensors()
+        ops.append([op["op_name"] for op in interpreter._get_ops_details()][:2])
+        masks.append([_invoke(interpreter, image) for image in _images(4, seed=5)])
+    assert ops == [["DEQUANTIZE", "QUANTIZE"], ["CAST", "QUANTIZE"]]
+    assert Interpreter(model_content=ours).get_input_details()[0]["quantization"] == (1.0, 0)
+    np.testing.assert_array_equal(masks[0], masks[1])
+
+
 def test_output_stride_8_is_the_classifier_map(model, exported):
     interpreter = _interpreter(exported("float32", "logits", 8))
     image = _images(1)[0]
