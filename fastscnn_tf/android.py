@@ -34,20 +34,7 @@ class AssetsConfig:
 
 
 def _require_model(model_path):
-    model_path = os.fspath(model_path)
-    if not os.path.isfile(model_path):
-        raise FileNotFoundError(f"model {model_path!r} does not exist.")
-    with open(model_path, "rb") as f:
-        header = f.read(8)
-    if header[4:8] != b"TFL3":  # the FlatBuffer file identifier of every .tflite
-        raise ValueError(f"{model_path!r} is not a TFLite model (no TFL3 identifier).")
-    labels_path = labels_lib.labels_path_beside(model_path)
-    if not os.path.isfile(labels_path):
-        raise FileNotFoundError(
-            f"no {ASSET_LABELS} beside {model_path!r}: the app reads its class names and "
-            "colours from the labels file exported with the model."
-        )
-    return model_path, labels_path
+    return labels_lib.tflite_with_labels(model_path, "model", "the app")
 
 
 def _tensor_info(detail):

@@ -8,7 +8,7 @@ Every exported model gets a `labels.txt` beside it, one class per line in class-
 import dataclasses
 import os
 
-from fastscnn_tf.files import write_text_atomic
+from fastscnn_tf.files import check_input_file, write_text_atomic
 
 HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 
@@ -140,6 +140,25 @@ LABELS_FILE = "labels.txt"
 def labels_path_beside(model_path):
     """Where a model's `labels.txt` lives: in the model's folder."""
     return os.path.join(os.path.dirname(os.path.abspath(model_path)), LABELS_FILE)
+
+
+def tflite_with_labels(model_path, option, reader):
+    """`(model, labels)` paths of an exported `.tflite` with the labels.txt written beside it,
+    or a FileNotFoundError/ValueError naming `option` and the file; `reader` ("the app", "the
+    page") is what needs the labels."""
+    model_path = os.fspath(model_path)
+    check_input_file(model_path, option)
+    with open(model_path, "rb") as f:
+        header = f.read(8)
+    if header[4:8] != b"TFL3":  # the FlatBuffer file identifier of every .tflite
+        raise ValueError(f"{option} {model_path}: is not a TFLite model (no TFL3 identifier).")
+    labels_path = labels_path_beside(model_path)
+    if not os.path.isfile(labels_path):
+        raise FileNotFoundError(
+            f"{option} {model_path}: no {LABELS_FILE} beside it; {reader} reads the class names "
+            "and colours from the labels file exported with the model."
+        )
+    return model_path, labels_path
 
 
 def read_labels(path):

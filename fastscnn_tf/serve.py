@@ -19,7 +19,6 @@ import urllib.parse
 
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.config import field
-from fastscnn_tf.files import check_input_file
 
 HOST = "127.0.0.1"
 WEB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web")
@@ -48,17 +47,7 @@ def resolve_model(value):
 def check_model(path):
     """`(model, labels)` paths of a servable model, or a ValueError/FileNotFoundError naming
     `--model`: the file must be a TFLite FlatBuffer with the labels.txt it was exported with."""
-    check_input_file(path, "--model")
-    with open(path, "rb") as f:
-        header = f.read(8)
-    if header[4:8] != b"TFL3":  # the file identifier of every .tflite FlatBuffer
-        raise ValueError(f"--model {path}: not a TFLite model (no TFL3 identifier).")
-    labels_path = labels_lib.labels_path_beside(path)
-    if not os.path.isfile(labels_path):
-        raise FileNotFoundError(
-            f"--model {path}: no {labels_lib.LABELS_FILE} beside it; the page reads the class "
-            "names and colours from the labels file exported with the model."
-        )
+    path, labels_path = labels_lib.tflite_with_labels(path, "--model", "the page")
     labels_lib.read_labels(labels_path)  # its errors name the file and line
     return path, labels_path
 
