@@ -281,13 +281,18 @@ def _as_input_dtype(representative, dtype):
 
 
 def convert(serve, precision, representative=None):
-    """Convert a `build_export_model` function to TFLite bytes; builtin ops only."""
+    """Convert a `build_export_model` function to TFLite bytes; builtin ops only.
+
+    For int8, a uint8 graph input (what `build_export_model` makes) stays uint8 and enters
+    through `dequantize_uint8_input`; a float input pinned to [0, 255] becomes the converter's
+    uint8 input."""
     if precision not in PRECISIONS:
         raise ValueError(f"precision {precision!r}: choose one of {PRECISIONS}.")
     # No trackable object: the converter then freezes the weights into constants (with one it
     # keeps resource variables, which XNNPACK and int8 calibration cannot run).
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()])
-    input_dtype = serve.get_concrete_function().inputs[0].dtype
+    concrete = serve.get_concrete_function()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete])
+    input_dtype = concrete.inputs[0].dtype
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
     if precision == "float16":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
@@ -302,7 +307,7 @@ def convert(serve, precision, representative=None):
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         if input_dtype == tf.float32:
             converter.inference_input_type = tf.uint8
-        if serve.get_concrete_function().outputs[0].dtype == tf.float32:
+        if concrete.outputs[0].dtype == tf.float32:
             converter.inference_output_type = tf.uint8
     try:
         with warnings.catch_warnings():
