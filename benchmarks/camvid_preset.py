@@ -159,7 +159,7 @@ def main(argv=None):
 
     if args.golden:
         # The app's assets are committed links to the preset's files: nothing to copy.
-        from fastscnn_tf import android
+        from fastscnn_tf.cli import android
 
         golden = os.path.join(ROOT, android.GOLDEN_DIR)
         android.make_golden(

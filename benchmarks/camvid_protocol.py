@@ -13,7 +13,7 @@ all steps, weight decay 4e-5, one aux head at weight 0.4, cross-entropy ignoring
 
 Project side: `fastscnn train` with the protocol's flags (plus any after `--`), in a run folder
 under `--out` that resumes if killed and is only evaluated if already finished. Reference side:
-the PyTorch rewrite in `reference_pytorch.py` trained by the reference's own loop (PIL
+the PyTorch rewrite in `fastscnn_tf.torch_reference` trained by the reference's own loop (PIL
 augmentation as the reference's data set class does it: BILINEAR image, NEAREST mask, pad,
 crop, flip; `CrossEntropyLoss(ignore_index)`; `SGD(weight_decay=)` on every parameter; poly lr
 per iteration). Prints val mIoU, per-class IoU and training wall time of each run and the mean
@@ -79,7 +79,8 @@ def run_project(out, seed, extra):
         subprocess.run(project_command(out, seed, extra), check=True)
     summary = json.loads((out / "summary.json").read_text())
     # `fastscnn evaluate`'s own code: TensorFlow decodes the JPEGs as in training.
-    from fastscnn_tf import data, evaluate
+    from fastscnn_tf import data
+    from fastscnn_tf.cli import evaluate
     from fastscnn_tf.runtime import load_runtime
 
     source = data.load_source(f"folder:{CAMVID}", "val")
@@ -93,7 +94,8 @@ def ablations(model_path):
     (x n/(n-1), n = batch x bins^2 values per batch, as PyTorch stores them)."""
     import keras
 
-    from fastscnn_tf import data, evaluate, metrics
+    from fastscnn_tf import data, metrics
+    from fastscnn_tf.cli import evaluate
     from fastscnn_tf.model import PPM_BINS, FastSCNN
     from fastscnn_tf.runtime import KerasRuntime
 
@@ -148,13 +150,12 @@ def run_reference(seed, threads):
     import torch
     import torch.nn.functional as F
 
-    sys.path.insert(0, str(HERE))
-    import reference_pytorch
+    from fastscnn_tf import torch_reference
 
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
-    model = reference_pytorch.FastSCNN(len(CLASSES), aux=True)
+    model = torch_reference.FastSCNN(len(CLASSES), aux=True)
     total = EPOCHS * STEPS
     optimizer = torch.optim.SGD(
         model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY

@@ -50,7 +50,7 @@ def main(argv=None):
     from ai_edge_litert.interpreter import OpResolverType
 
     from fastscnn_tf import export, presets
-    from fastscnn_tf.config import parse_size
+    from fastscnn_tf.cli.config import parse_size
 
     size = parse_size(args.size)
     model = presets.resolve_model(args.model, "float")

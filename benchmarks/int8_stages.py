@@ -43,13 +43,13 @@ def main():
     from tflite_ops import load_images
 
     from fastscnn_tf import export, presets
-    from fastscnn_tf.config import parse_size
+    from fastscnn_tf.cli.config import parse_size
     from fastscnn_tf.model import fold_input_normalization
     from fastscnn_tf.modelfile import load_keras_model
 
     size = parse_size(args.size)
     model = load_keras_model(presets.resolve_model(args.model))
-    folded = fold_input_normalization(export._with_input_size(model, size))
+    folded = fold_input_normalization(export.with_input_size(model, size))
     images = load_images(args.images, size, 8)
     calibration = lambda: ([x[None].astype(np.float32)] for x in images)  # noqa: E731
 
@@ -65,7 +65,7 @@ def main():
             return cut(x, training=False)[:, :1, :1, :]
 
         graphs[label] = export.convert(serve, "int8", calibration)
-    full = export.build_export_model(model, size, "mask", quantized_input=True)
+    full = export.build_export_model(model, export.ExportSpec(size, "int8"))
     graphs["exact mask head"] = export.convert(full, "int8", calibration)
 
     interpreters = {}

@@ -38,7 +38,7 @@ sys.exit(code)
 def write_photo(path, size=(4000, 6000), seed=0):
     """A JPEG of `size` (H, W): a synthetic scene, enlarged, with noise (so it compresses like
     a photo, not like a flat picture)."""
-    from fastscnn_tf import synthetic
+    from fastscnn_tf.data import synthetic
 
     h, w = size
     scene = synthetic.example(seed, size=(h // 10, w // 10))[0]

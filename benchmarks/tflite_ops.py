@@ -37,9 +37,10 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from PIL import Image
 
 from fastscnn_tf import export
-from fastscnn_tf.config import parse_size
-from fastscnn_tf.exact_mask import corner_index, exact_mask
+from fastscnn_tf.cli.config import parse_size
+from fastscnn_tf.export.exact_mask import corner_index, exact_mask
 from fastscnn_tf.model import FastSCNN, fold_input_normalization, pyramid_pooling
+from fastscnn_tf.modelfile import load_keras_model
 
 
 def randomized_model(num_classes, size, seed=0):
@@ -76,7 +77,7 @@ def load_images(folder, size, limit):
 
 def as_trained_graph(model, size):
     """The graph before any export work: uint8 -> CAST -> the Keras model -> ARG_MAX."""
-    scores = export.score_model(export._with_input_size(model, size))
+    scores = export.score_model(export.with_input_size(model, size))
 
     @tf.function(input_signature=[tf.TensorSpec([1, *size, 3], tf.uint8)])
     def serve(image):
@@ -88,7 +89,7 @@ def as_trained_graph(model, size):
 
 def full_size_argmax_graph(model, size, quantized):
     """The previous exact export: folded normalisation, the model's full-size scores, ARG_MAX."""
-    scores = export.score_model(fold_input_normalization(export._with_input_size(model, size)))
+    scores = export.score_model(fold_input_normalization(export.with_input_size(model, size)))
     dtype = tf.float32 if quantized else tf.uint8
 
     @tf.function(input_signature=[tf.TensorSpec([1, *size, 3], dtype)])
@@ -139,17 +140,17 @@ def model_variants(model, size, calibration):
         (8, "folded, ARG_MAX at 1/8 + nearest x8"),
     ):
         variants[name] = convert_pair(
-            export.build_export_model(model, size, "mask", mask_stride=stride),
-            export.build_export_model(
-                model, size, "mask", mask_stride=stride, quantized_input=True
-            ),
+            export.build_export_model(model, export.ExportSpec(size, mask_stride=stride)),
+            export.build_export_model(model, export.ExportSpec(size, "int8", mask_stride=stride)),
             calibration,
         )
     for stride, name in ((1, "folded, logits at input size"), (8, "folded, logits at 1/8")):
         variants[name] = convert_pair(
-            export.build_export_model(model, size, "logits", output_stride=stride),
             export.build_export_model(
-                model, size, "logits", output_stride=stride, quantized_input=True
+                model, export.ExportSpec(size, "float32", "logits", output_stride=stride)
+            ),
+            export.build_export_model(
+                model, export.ExportSpec(size, "int8", "logits", output_stride=stride)
             ),
             calibration,
         )
@@ -325,7 +326,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     size = tuple(args.size)
     if args.model:
-        model = export.load_keras_model(args.model)
+        model = load_keras_model(args.model)
     else:
         model = randomized_model(args.num_classes, size)
     num_classes = int(model.outputs[0].shape[-1])

@@ -20,12 +20,11 @@ import argparse
 import os
 import resource
 import statistics
-import sys
 import time
 
 import numpy as np
 
-from fastscnn_tf.config import parse_size
+from fastscnn_tf.cli.config import parse_size
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CAMVID = os.path.join(HERE, "..", "..", "shared", "data", "camvid")
@@ -67,7 +66,8 @@ class KerasSide:
         import tensorflow as tf
 
         from fastscnn_tf import model as model_lib
-        from fastscnn_tf.train import TrainConfig, build_training_model, set_precision
+        from fastscnn_tf.cli.train import TrainConfig
+        from fastscnn_tf.cli.train_setup import build_training_model, set_precision
 
         config = TrainConfig(
             aux=True,
@@ -109,17 +109,16 @@ class TorchSide:
     def __init__(self, batches, num_classes, ignore_index, threads):
         import torch
 
-        sys.path.insert(0, HERE)
-        import reference_pytorch
+        from fastscnn_tf import torch_reference
 
         torch.set_num_threads(threads)
         self.torch = torch
-        self.model = reference_pytorch.FastSCNN(num_classes, aux=True).train()
+        self.model = torch_reference.FastSCNN(num_classes, aux=True).train()
         self.optimizer = torch.optim.SGD(
             self.model.parameters(), lr=0.045, momentum=0.9, weight_decay=4e-5
         )
         self.batches = [
-            (reference_pytorch.normalize(x), torch.from_numpy(y).long()) for x, y in batches
+            (torch_reference.normalize(x), torch.from_numpy(y).long()) for x, y in batches
         ]
         self.ignore_index, self.batch, self.step = ignore_index, len(batches[0][0]), 0
         self.run(2)

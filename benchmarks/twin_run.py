@@ -1,6 +1,6 @@
 """Twin run: the project's training step against the PyTorch reference's, from identical weights.
 
-Both sides start from the same random weights (the PyTorch rewrite in `reference_pytorch.py`,
+Both sides start from the same random weights (the PyTorch rewrite in `fastscnn_tf.torch_reference`,
 copied into Keras with `fastscnn_tf.weights`), take the same batches, and after every step this
 compares the loss, the gradients and the updated weights (BN statistics included). The PyTorch
 side is the reference's recipe as its code writes it: `CrossEntropyLoss(ignore_index)` on the
@@ -22,7 +22,6 @@ tests/test_twin_run.py keeps the project's error at the float32 reference's.
 """
 
 import argparse
-import importlib.util
 import os
 import pathlib
 
@@ -32,12 +31,10 @@ HERE = pathlib.Path(__file__).parent
 
 
 def load_reference():
-    spec = importlib.util.spec_from_file_location(
-        "reference_pytorch", HERE / "reference_pytorch.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """`fastscnn_tf.torch_reference`, imported on first use (it imports torch)."""
+    from fastscnn_tf import torch_reference
+
+    return torch_reference
 
 
 def make_batches(steps, batch, size, num_classes, ignore_index, seed=0):
@@ -112,8 +109,8 @@ def keras_model(config, total_steps, state):
     """`fastscnn train`'s compiled training model (reference upsampling, no dropout) holding
     the reference `state`."""
     from fastscnn_tf import weights
+    from fastscnn_tf.cli.train_setup import build_training_model
     from fastscnn_tf.model import FastSCNN
-    from fastscnn_tf.train import build_training_model
 
     model = FastSCNN(config.num_classes, aux=True, align_corners=True, dropout=0.0)
     model = build_training_model(config, config.num_classes, total_steps, model=model)
@@ -226,7 +223,7 @@ def main():
 
     torch.set_num_threads(args.threads)
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    from fastscnn_tf.train import TrainConfig
+    from fastscnn_tf.cli.train import TrainConfig
 
     config = TrainConfig(
         aux=True,

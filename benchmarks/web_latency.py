@@ -1,7 +1,7 @@
 """Latency of one model in the browser (LiteRT.js, Wasm/XNNPACK) beside the Python LiteRT
 interpreter, both on this machine (issue 13).
 
-Serves `web/` with the model (`fastscnn_tf.serve`), opens it in Debian's Chromium (headless, no
+Serves `web/` with the model (`fastscnn_tf.cli.serve`), opens it in Debian's Chromium (headless, no
 GPU, so LiteRT.js runs its multi-threaded Wasm build with XNNPACK), chooses a photo and lets the
 page segment it `--runs` times (`window.fastscnn.benchmark`). Then times the same model in
 Python with `ai_edge_litert`'s interpreter (XNNPACK) at the same thread count. Prints medians
@@ -31,7 +31,8 @@ import time
 import numpy as np
 from PIL import Image
 
-from fastscnn_tf import presets, serve
+from fastscnn_tf import presets
+from fastscnn_tf.cli import serve
 
 DEFAULT_PHOTO = os.path.join(presets.ROOT, "camvid", "samples", "0016E5_08017.jpg")
 WARMUP = 5

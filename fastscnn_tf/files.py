@@ -143,3 +143,9 @@ def _check_output(path, option, folder):
         directory = existing
     if not os.access(directory, os.W_OK | os.X_OK):
         raise ValueError(f"{option} {path}: no permission to write in {directory}.")
+
+
+def save_png_atomic(picture, path):
+    """Save a PIL image as PNG through a temporary file (nothing half-written is left)."""
+    with atomic_path(path) as tmp:
+        picture.save(tmp, format="PNG")

@@ -139,12 +139,12 @@ def _colors_of(class_map, palette):
     return colors[class_map]
 
 
-def colorize(class_map, palette):
+def colorize_argb(class_map, palette):
     """Opaque ARGB colour of each pixel's class. Kotlin: `colorize`."""
     return _colors_of(class_map, palette)
 
 
-def overlay(argb, class_map, palette, opacity):
+def overlay_argb(argb, class_map, palette, opacity):
     """Blend class colours over a frame: (src*(255-a) + colour*a + 127) // 255 per channel,
     output opaque. Kotlin: `overlay`."""
     argb = _check_argb(argb)

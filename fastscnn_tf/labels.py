@@ -142,6 +142,31 @@ def labels_path_beside(model_path):
     return os.path.join(os.path.dirname(os.path.abspath(model_path)), LABELS_FILE)
 
 
+def labels_for(model_path, num_classes=None):
+    """The `LabelSet` of a model file, or None where nothing names its classes: the
+    `labels.txt` beside it, else (a `.tflite`) the class names embedded in it, with default
+    colours. A `num_classes` that the labels do not match is an error naming the file."""
+    model_path = os.fspath(model_path)
+    beside = labels_path_beside(model_path)
+    if os.path.isfile(beside):
+        labels, source = read_labels(beside), beside
+    elif model_path.lower().endswith(".tflite"):
+        from fastscnn_tf import metadata  # the archive appended to the flatbuffer
+
+        names = metadata.read_class_names(model_path)
+        if not names:
+            return None
+        labels, source = LabelSet(names, default_colors(len(names))), model_path
+    else:
+        return None
+    if num_classes is not None and labels.num_classes != num_classes:
+        raise ValueError(
+            f"{source} lists {labels.num_classes} classes but the model {model_path} "
+            f"predicts {num_classes}."
+        )
+    return labels
+
+
 def tflite_with_labels(model_path, option, reader):
     """`(model, labels)` paths of an exported `.tflite` with the labels.txt written beside it,
     or a FileNotFoundError/ValueError naming `option` and the file; `reader` ("the app", "the

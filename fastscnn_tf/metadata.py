@@ -11,6 +11,15 @@ The `ModelMetadata` classes are the ones MediaPipe generates from its schema
 (`mediapipe.tasks.metadata.*_py_generated`), so writing and reading metadata needs the
 `mediapipe` extra; the TFLite model itself is edited with LiteRT's schema classes.
 Reading the embedded class names needs neither (they are a zip member).
+
+Why not MediaPipe's own `metadata_writers.image_segmenter.MetadataWriter`: in the mediapipe
+wheels this project installs (1.2.x) it cannot be imported (`python -c "from
+mediapipe.tasks.python.metadata.metadata_writers import image_segmenter"` fails: the wheel
+lacks its compiled `mediapipe.tasks.cc.metadata.python` module). Nor could it do all of this:
+it embeds files only together with metadata (a `--no-metadata` export still carries the class
+names, how a mask output tells its class count), leaves the tensors' names alone, and writes its
+own model name. The flatbuffers built here use MediaPipe's generated schema classes, so the
+layout is MediaPipe's, and the tests load every variant with MediaPipe's `ImageSegmenter`.
 """
 
 import io
@@ -194,58 +203,9 @@ def embedded_files(path):
         return _split_archive(f.read())[1]
 
 
-def read_num_classes(path):
-    """Number of class names embedded in a model file, or None if it has none."""
-    names = read_class_names(path)
-    return len(names) if names else None
-
-
 def read_class_names(path):
+    """The class names embedded in a model file (a tuple), or None where it has none."""
     data = embedded_files(path).get(LABELS_FILE)
     if data is None:
         return None
     return tuple(line for line in data.decode("utf-8").splitlines() if line.strip())
-
-
-def read_metadata(path):
-    """The embedded metadata as a dict (name, input/output names, normalisation, stats,
-    activation, class names), or None if the model has none."""
-    md, seg = _schemas()
-    with open(path, "rb") as f:
-        flatbuffer, files = _split_archive(f.read())
-    model = tfl.Model.GetRootAsModel(flatbuffer, 0)
-    buffer_index = None
-    for i in range(model.MetadataLength()):
-        if model.Metadata(i).Name().decode() == METADATA_NAME:
-            buffer_index = model.Metadata(i).Buffer()
-    if buffer_index is None:
-        return None
-    data = model.Buffers(buffer_index).DataAsNumpy().tobytes()
-    if data[4:8] != METADATA_IDENTIFIER:
-        raise ValueError(f"{path}: the {METADATA_NAME} buffer is not a metadata flatbuffer.")
-    meta = md.ModelMetadataT.InitFromObj(md.ModelMetadata.GetRootAsModelMetadata(data, 0))
-    subgraph = meta.subgraphMetadata[0]
-    image, output = subgraph.inputTensorMetadata[0], subgraph.outputTensorMetadata[0]
-    norm = image.processUnits[0].options
-    activation = None
-    for custom in subgraph.customMetadata or []:
-        if custom.name.decode() == SEGMENTER_OPTIONS_NAME:
-            options = seg.ImageSegmenterOptions.GetRootAs(bytes(custom.data), 0)
-            activation = {0: "none", 1: "sigmoid", 2: "softmax"}[options.Activation()]
-    label_files = [f.name.decode() for f in output.associatedFiles or []]
-    names = files.get(label_files[0]) if label_files else None
-    return {
-        "name": meta.name.decode(),
-        "min_parser_version": meta.minParserVersion.decode(),
-        "input": image.name.decode(),
-        "output": output.name.decode(),
-        "mean": [float(v) for v in norm.mean],
-        "std": [float(v) for v in norm.std],
-        "min": [float(v) for v in image.stats.min],
-        "max": [float(v) for v in image.stats.max],
-        "activation": activation,
-        "label_files": label_files,
-        "class_names": (
-            tuple(n for n in names.decode("utf-8").splitlines() if n.strip()) if names else None
-        ),
-    }

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from fastscnn_tf import presets
+from fastscnn_tf.geometry import ALIGN, check_size, needs_alignment
 from fastscnn_tf.layers import (
     AdaptiveAveragePooling,
     BatchNorm,
@@ -30,10 +31,6 @@ PPM_BINS = (1, 2, 3, 6)
 # (expanded-from channels, out channels, blocks, first stride) of the three bottleneck stages.
 GFE_STAGES = ((64, 64, 3, 2), (64, 96, 3, 2), (96, 128, 3, 1))
 EXPANSION = 6
-MIN_INPUT_SIZE = 64
-# The coarsest map is 1/32 of the input: sizes that are multiples of this keep the streams
-# on the grid they were trained on (see `PadToMultiple`).
-ALIGN = 32
 
 
 def _bn(x, name):
@@ -133,17 +130,6 @@ def aux_head(x, num_classes, dropout, name):
     return keras.layers.Conv2D(num_classes, 1, name=f"{name}_cls")(x)
 
 
-def needs_alignment(input_shape, align=ALIGN):
-    """Whether a model with this input shape pads to a multiple of `align` (dynamic sizes and
-    static sizes that are not multiples)."""
-    return bool(align) and any(size is None or size % align for size in input_shape[:2])
-
-
-def aligned_size(size, align=ALIGN):
-    """`(H, W)` rounded up to multiples of `align` (the size the network runs at)."""
-    return tuple(-(-int(v) // align) * align for v in size) if align else tuple(size)
-
-
 def _upsample_to_input(x, padded, image, align_corners, name):
     # float32 so that softmax and the loss stay in full precision under mixed precision.
     if padded is image:
@@ -191,13 +177,7 @@ def FastSCNN(
         >>> model(np.zeros((1, 512, 1024, 3), "float32")).shape
         TensorShape([1, 512, 1024, 19])
     """
-    h, w = input_shape[0], input_shape[1]
-    for size in (h, w):
-        if size is not None and size < MIN_INPUT_SIZE:
-            raise ValueError(
-                f"input_shape={tuple(input_shape)}: Fast-SCNN needs at least "
-                f"{MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} pixels (the pyramid pooling map is 1/32)."
-            )
+    check_size(input_shape[:2], "input_shape")
     if len(input_shape) != 3 or input_shape[2] != 3:
         raise ValueError(f"input_shape={tuple(input_shape)}: expected (H, W, 3) RGB.")
 

@@ -5,7 +5,7 @@ Every command that takes a `.keras` model (and `FastSCNN.from_preset`) reads it 
 
 import zipfile
 
-from fastscnn_tf.files import check_input_file
+from fastscnn_tf.files import atomic_path, check_input_file
 
 
 def keras_archive_problem(path):
@@ -41,3 +41,9 @@ def load_keras_model(path):
         return keras.models.load_model(path, compile=False)
     except (ValueError, TypeError, KeyError) as error:  # a config Keras cannot rebuild
         raise ValueError(f"{path}: cannot load this .keras model: {error}") from None
+
+
+def save_model_atomic(model, path, include_optimizer=True):
+    """`model.save` through a temporary file: a kill mid-write leaves the old file intact."""
+    with atomic_path(path) as tmp:
+        model.save(tmp, include_optimizer=include_optimizer)

@@ -13,17 +13,12 @@ import numpy as np
 import tensorflow as tf
 
 from fastscnn_tf import labels as labels_lib
-from fastscnn_tf import presets
+from fastscnn_tf import metadata, presets
 from fastscnn_tf.files import check_input_file
-from fastscnn_tf.model import MIN_INPUT_SIZE, aligned_size
+from fastscnn_tf.geometry import aligned_size, check_size
+from fastscnn_tf.modelfile import load_keras_model
 
 KINDS = {".keras": "keras", ".tflite": "tflite"}
-
-
-def labels_beside(path):
-    """`labels.txt` in the model's folder, or None."""
-    candidate = labels_lib.labels_path_beside(path)
-    return candidate if os.path.exists(candidate) else None
 
 
 def _check_images(images):
@@ -77,7 +72,7 @@ class Runtime:
         path: the model file.
         input_size: the model's static input `(H, W)`, or None for a dynamic Keras model.
         num_classes: number of classes the model predicts.
-        labels: the `LabelSet` from `labels.txt` beside the model, or None.
+        labels: the model's `LabelSet` (`labels.labels_for`), or None.
         output_kind: "logits", "probabilities" or "mask" (TFLite); "logits" for Keras.
     """
 
@@ -88,26 +83,13 @@ class Runtime:
         self.input_size = input_size
         self.num_classes = int(num_classes)
         self.output_kind = output_kind
-        self.labels = None
-        labels_path = labels_beside(path)
-        if labels_path is not None:
-            labels = labels_lib.read_labels(labels_path)
-            if labels.num_classes != self.num_classes:
-                raise ValueError(
-                    f"{labels_path} lists {labels.num_classes} classes but the model {path} "
-                    f"predicts {self.num_classes}."
-                )
-            self.labels = labels
+        self.labels = labels_lib.labels_for(path, self.num_classes)
 
     def _model_size(self, images):
         if self.input_size is not None:
             return self.input_size
         h, w = images.shape[1:3]
-        if min(h, w) < MIN_INPUT_SIZE:
-            raise ValueError(
-                f"image {h}x{w} is smaller than the {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} "
-                f"Fast-SCNN needs (the model {self.path} runs at the image's own size)."
-            )
+        check_size((h, w), "image")  # the model runs at the image's own size
         return (h, w)
 
     def _run(self, images):
@@ -137,8 +119,6 @@ class KerasRuntime(Runtime):
     def __init__(self, path, model=None):
         if model is None:
             # The one .keras loader: its errors say what is wrong with the file.
-            from fastscnn_tf.export import load_keras_model
-
             model = load_keras_model(path)
         self.model = model
         output = model.outputs[0]
@@ -202,7 +182,7 @@ class TFLiteRuntime(Runtime):
             raise ValueError(f"{path}: input shape {shape} is not [1, H, W, 3].")
         out_shape = tuple(int(v) for v in self.output_detail["shape"])
         if len(out_shape) == 3:
-            output_kind, num_classes = "mask", _mask_classes(path, self.output_detail)
+            output_kind, num_classes = "mask", _mask_classes(path)
         elif len(out_shape) == 4:
             output_kind, num_classes = _score_kind(self.output_detail), out_shape[3]
         else:
@@ -228,20 +208,19 @@ def _score_kind(detail):
     return "probabilities" if "probabilities" in detail["name"] else "logits"
 
 
-def _mask_classes(path, detail):
-    """A mask output does not carry the class count: read it from the model's metadata."""
-    from fastscnn_tf import metadata
-
-    num_classes = metadata.read_num_classes(path)
-    if num_classes is None:
-        labels_path = labels_beside(path)
-        if labels_path is None:
-            raise ValueError(
-                f"{path} outputs a class mask and has neither embedded labels nor a labels.txt "
-                "beside it, so its number of classes is unknown."
-            )
-        num_classes = labels_lib.read_labels(labels_path).num_classes
-    return num_classes
+def _mask_classes(path):
+    """A mask output does not carry the class count: the class names the export embedded do,
+    else the labels beside the model."""
+    names = metadata.read_class_names(path)
+    if names:
+        return len(names)
+    labels = labels_lib.labels_for(path)
+    if labels is None:
+        raise ValueError(
+            f"{path} outputs a class mask and has neither embedded labels nor a labels.txt "
+            "beside it, so its number of classes is unknown."
+        )
+    return labels.num_classes
 
 
 def load_runtime(path, num_threads=None):

@@ -2,6 +2,9 @@
 
 import keras
 import numpy as np
+from ai_edge_litert import schema_py_generated as schema
+
+from fastscnn_tf import metadata
 
 
 def randomize_batchnorm(model, seed=0, shift=0.1, max_variance=1.5):
@@ -19,3 +22,49 @@ def randomize_batchnorm(model, seed=0, shift=0.1, max_variance=1.5):
                     rng.uniform(0.5, max_variance, variance.shape),
                 ]
             )
+
+
+def read_metadata(path):
+    """The embedded metadata as a dict (name, input/output names, normalisation, stats,
+    activation, class names), or None if the model has none."""
+    md, seg = metadata._schemas()
+    with open(path, "rb") as f:
+        flatbuffer, files = metadata._split_archive(f.read())
+    model = schema.Model.GetRootAsModel(flatbuffer, 0)
+    buffer_index = None
+    for i in range(model.MetadataLength()):
+        if model.Metadata(i).Name().decode() == metadata.METADATA_NAME:
+            buffer_index = model.Metadata(i).Buffer()
+    if buffer_index is None:
+        return None
+    data = model.Buffers(buffer_index).DataAsNumpy().tobytes()
+    if data[4:8] != metadata.METADATA_IDENTIFIER:
+        raise ValueError(
+            f"{path}: the {metadata.METADATA_NAME} buffer is not a metadata flatbuffer."
+        )
+    meta = md.ModelMetadataT.InitFromObj(md.ModelMetadata.GetRootAsModelMetadata(data, 0))
+    subgraph = meta.subgraphMetadata[0]
+    image, output = subgraph.inputTensorMetadata[0], subgraph.outputTensorMetadata[0]
+    norm = image.processUnits[0].options
+    activation = None
+    for custom in subgraph.customMetadata or []:
+        if custom.name.decode() == metadata.SEGMENTER_OPTIONS_NAME:
+            options = seg.ImageSegmenterOptions.GetRootAs(bytes(custom.data), 0)
+            activation = {0: "none", 1: "sigmoid", 2: "softmax"}[options.Activation()]
+    label_files = [f.name.decode() for f in output.associatedFiles or []]
+    names = files.get(label_files[0]) if label_files else None
+    return {
+        "name": meta.name.decode(),
+        "min_parser_version": meta.minParserVersion.decode(),
+        "input": image.name.decode(),
+        "output": output.name.decode(),
+        "mean": [float(v) for v in norm.mean],
+        "std": [float(v) for v in norm.std],
+        "min": [float(v) for v in image.stats.min],
+        "max": [float(v) for v in image.stats.max],
+        "activation": activation,
+        "label_files": label_files,
+        "class_names": (
+            tuple(n for n in names.decode("utf-8").splitlines() if n.strip()) if names else None
+        ),
+    }

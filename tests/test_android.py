@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastscnn_tf import android, imageops
+from fastscnn_tf import imageops
 from fastscnn_tf import labels as labels_lib
+from fastscnn_tf.cli import android
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GOLDEN = os.path.join(ROOT, android.GOLDEN_DIR)
@@ -66,7 +67,7 @@ def test_imageops_reproduces_the_committed_input_and_overlay(golden):
     assert len(np.unique(class_map)) > 1
 
     frame_classes = imageops.resize_nearest(class_map, *frame.shape)
-    overlay = imageops.overlay(frame, frame_classes, labels.colors, meta["opacity"])
+    overlay = imageops.overlay_argb(frame, frame_classes, labels.colors, meta["opacity"])
     assert overlay.astype(">u4").tobytes() == read("overlay_argb.bin")
 
 
@@ -199,3 +200,23 @@ def test_fallback_palette_matches_the_kotlin_core():
     assert [colors[i] for i in (0, 1, 2, 3, 7, 8)] == expected
     parsed = labels_lib.parse_labels("a\nb\t#010203\nc\t\n")
     assert parsed.colors == (colors[0], (1, 2, 3), colors[2])
+
+
+@needs_model
+def test_android_golden_command_reproduces_the_committed_vectors(tmp_path):
+    from fastscnn_tf import cli
+
+    meta = json.loads(read("meta.json"))
+    image = os.path.join(ROOT, "fastscnn_tf", "presets", "camvid", "samples", meta["source_image"])
+    if not os.path.isfile(image):
+        pytest.skip("the golden vectors' photo is not a shipped sample")
+    out = tmp_path / "golden"
+    frame = f"{meta['frame']['height']}x{meta['frame']['width']}"
+    argv = ["android-golden", GOLDEN_MODEL, image, "--out", str(out), "--frame-size", frame,
+            "--opacity", str(meta["opacity"])]  # fmt: skip
+    if "model" in meta:
+        argv += ["--model-ref", meta["model"]]
+    assert cli.main(argv) == 0
+    assert sorted(os.listdir(out)) == sorted(os.listdir(GOLDEN))
+    for name in sorted(os.listdir(GOLDEN)):
+        assert (out / name).read_bytes() == read(name), name

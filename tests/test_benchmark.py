@@ -8,7 +8,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from fastscnn_tf import benchmark, cli, export
+from fastscnn_tf import cli, export, viz
+from fastscnn_tf.cli import benchmark
 from fastscnn_tf.model import FastSCNN, count_params, fold_input_normalization
 
 from helpers import randomize_batchnorm
@@ -80,12 +81,12 @@ def test_ratios_markdown_and_plot(tmp_path):
     assert [(r["size"], r["ratio"]) for r in rows] == [([64, 128], 0.6), ([128, 256], 0.5)]
     table = benchmark.markdown(records, {"cpu": "test"}, rows)
     assert "| tflite int8 mask | 128x256 | 20.0 / 24.0 | 1.00 | 50 |" in table
-    path = benchmark.plot(records, str(tmp_path / "plot.png"))
+    path = viz.latency_chart(records, str(tmp_path / "plot.png"))
     with Image.open(path) as image:
         assert image.size == (900, 560)
         # Some pixels carry the first two line colours.
         colors = {c for _, c in image.getcolors(1 << 20)}
-        assert benchmark.PLOT_COLORS[0] in colors and benchmark.PLOT_COLORS[1] in colors
+        assert viz.PLOT_COLORS[0] in colors and viz.PLOT_COLORS[1] in colors
 
 
 def test_bad_models_are_named(tmp_path, capsys):

@@ -8,6 +8,7 @@ import tensorflow as tf
 from PIL import Image
 
 from fastscnn_tf import data, labels
+from fastscnn_tf.data import tfds_source
 
 
 def _examples(source):
@@ -366,7 +367,8 @@ OFFICIAL_CITYSCAPES = [
 def test_cityscapes_label_ids_to_train_ids():
     label_ids = np.array([[row[1] for row in OFFICIAL_CITYSCAPES] + [34, 200, 255]], np.uint8)
     expected = [row[2] for row in OFFICIAL_CITYSCAPES] + [255, 255, 255]
-    np.testing.assert_array_equal(data.cityscapes_train_ids(label_ids).numpy()[0], expected)
+    table = tfds_source.label_table(tfds_source.CITYSCAPES_TRAIN_IDS, 255)
+    np.testing.assert_array_equal(table[label_ids][0], expected)
     for name, _, train_id in OFFICIAL_CITYSCAPES:
         if train_id != 255:
             assert labels.CITYSCAPES.names[train_id] == name
@@ -429,9 +431,11 @@ def test_tfds_three_channel_masks_with_a_label_mapping(tmp_path, monkeypatch):
     """scene_parse150's layout: the class in channel 0 (1..100, 0 unlabelled -> ignore)."""
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
     monkeypatch.setitem(
-        data.TFDS_DATASETS,
+        tfds_source.TFDS_DATASETS,
         "tiny_ade",
-        data.TfdsLayout("image", "segmentation_mask", labels.generic(100), {1: 0, 2: 1, 3: 2}),
+        tfds_source.TfdsLayout(
+            "image", "segmentation_mask", labels.generic(100), {1: 0, 2: 1, 3: 2}
+        ),
     )
     images, classes = _random_pairs(2, 4)
     instance = np.full_like(classes, 9)

@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastscnn_tf import data, evaluate, labels
+from fastscnn_tf import data, labels, viz
+from fastscnn_tf.cli import evaluate
 from fastscnn_tf.model import FastSCNN
 
 NUM_CLASSES, CONSTANT = 4, 2
@@ -86,5 +87,5 @@ def test_class_count_mismatch_names_model_and_data(constant_model):
 
 
 def test_confusion_image_shades_rows():
-    image = evaluate.confusion_image(np.array([[5, 5], [0, 10]]), ["a", "long class name"])
+    image = viz.confusion_image(np.array([[5, 5], [0, 10]]), ["a", "long class name"])
     assert image.size[0] > 2 * 36 and image.mode == "RGB"

@@ -1,4 +1,4 @@
-"""The exact full-size mask head (`fastscnn_tf.exact_mask`): pixel for pixel the first-max
+"""The exact full-size mask head (`fastscnn_tf.export.exact_mask`): pixel for pixel the first-max
 argmax of the bilinearly upsampled scores, checked against numpy on the resized scores that the
 same LiteRT kernel computes (XNNPACK and LiteRT's own), for float32 and int8 graphs, on noise,
 on scene-like scores and on scores built to tie; then the exported model against the export
@@ -10,8 +10,9 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from fastscnn_tf import export, synthetic
-from fastscnn_tf.exact_mask import corner_index, exact_mask, supports
+from fastscnn_tf import export
+from fastscnn_tf.data import synthetic
+from fastscnn_tf.export.exact_mask import corner_index, exact_mask, supports
 from fastscnn_tf.model import FastSCNN, fold_input_normalization
 
 from helpers import randomize_batchnorm
@@ -163,7 +164,7 @@ def _images(n, size, seed=0):
 def _full_size_argmax_export(model, size, precision, calibration):
     """The exact export before `exact_mask`: the model's own full-size scores, then ARG_MAX."""
     quantized = precision == "int8"
-    scores = export.score_model(fold_input_normalization(export._with_input_size(model, size)))
+    scores = export.score_model(fold_input_normalization(export.with_input_size(model, size)))
     dtype = tf.float32 if quantized else tf.uint8
 
     @tf.function(input_signature=[tf.TensorSpec([1, *size, 3], dtype)])

@@ -6,8 +6,10 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-from fastscnn_tf import cli, export, synthetic
+from fastscnn_tf import cli, export
 from fastscnn_tf import labels as labels_lib
+from fastscnn_tf.data import synthetic
+from fastscnn_tf.export import converter, exporter
 from fastscnn_tf.model import FastSCNN
 
 SIZE = (64, 96)
@@ -142,10 +144,10 @@ def test_mask_equals_argmax_of_logits(exported, keras_logits, precision):
 def test_int8_image_enters_through_a_dequantize_with_the_cast_s_values(model, monkeypatch):
     """The int8 graph's CAST of its uint8 image becomes a DEQUANTIZE with scale 1 (XNNPACK runs
     it, not CAST); the mask is the same pixel for pixel as with the converter's CAST."""
-    serve = export.build_export_model(model, SIZE, "mask", quantized_input=True)
+    serve = export.build_export_model(model, export.ExportSpec(SIZE, "int8"))
     calibration = lambda: ([x[None].astype(np.float32)] for x in _images(8, seed=3))  # noqa: E731
     ours = export.convert(serve, "int8", calibration)
-    monkeypatch.setattr(export, "dequantize_uint8_input", lambda tflite_bytes: tflite_bytes)
+    monkeypatch.setattr(converter, "dequantize_uint8_input", lambda tflite_bytes: tflite_bytes)
     cast = export.convert(serve, "int8", calibration)
 
     ops = []
@@ -242,10 +244,12 @@ def test_convert_script_writes_beside_itself(tmp_path, model, monkeypatch):
 
 
 def test_default_output_name():
-    assert export.default_output("runs/a/model.keras", (360, 480), "int8", "mask") == os.path.join(
+    spec = export.ExportSpec((360, 480), "int8", "mask")
+    assert export.default_output("runs/a/model.keras", spec) == os.path.join(
         "tflite", "model_360x480_int8_mask.tflite"
     )
-    assert export.default_output("m.keras", (64, 64), "float32", "logits", 8).endswith("_s8.tflite")
+    spec = export.ExportSpec((64, 64), "float32", "logits", 8)
+    assert export.default_output("m.keras", spec).endswith("_s8.tflite")
 
 
 def test_bad_input_errors(model, tmp_path):
@@ -278,7 +282,7 @@ def test_output_under_a_file_is_refused_before_converting(model, tmp_path, monke
     def convert(*args, **kwargs):
         raise AssertionError("converted before the output was checked")
 
-    monkeypatch.setattr(export, "convert", convert)
+    monkeypatch.setattr(exporter, "convert", convert)
     (tmp_path / "file").write_text("")
     with pytest.raises(ValueError, match=f"--output {tmp_path}/file/m.tflite: .* is a file"):
         export.export_tflite(model, tmp_path / "file" / "m.tflite", size=SIZE, metadata=False)
@@ -292,7 +296,7 @@ def test_metadata_without_mediapipe(model, tmp_path, monkeypatch, capsys):
         export.export_tflite(model, tmp_path / "m.tflite", size=SIZE, metadata=True)
     path = export.export_tflite(model, tmp_path / "m.tflite", size=SIZE, precision="float32")
     assert "no MediaPipe metadata embedded" in capsys.readouterr().out
-    assert metadata.read_num_classes(path) == NUM_CLASSES  # the class names ride along
+    assert len(metadata.read_class_names(path)) == NUM_CLASSES  # the class names ride along
 
 
 def test_flex_ops_are_refused():

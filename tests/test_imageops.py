@@ -137,13 +137,13 @@ def test_decode_output():
 def test_overlay_hand_case_and_ends():
     palette = [(255, 0, 0), (0, 255, 0)]
     frame = np.array([[0x00102030]], np.uint32)
-    assert imageops.overlay(frame, [[0]], palette, 128)[0, 0] == 0xFF881018
+    assert imageops.overlay_argb(frame, [[0]], palette, 128)[0, 0] == 0xFF881018
     frame = np.array([[0x12345678, 0x7F010203]], np.uint32)
     np.testing.assert_array_equal(
-        imageops.overlay(frame, [[0, 1]], palette, 0), [[0xFF345678, 0xFF010203]]
+        imageops.overlay_argb(frame, [[0, 1]], palette, 0), [[0xFF345678, 0xFF010203]]
     )
     np.testing.assert_array_equal(
-        imageops.overlay(frame, [[0, 1]], palette, 255), [[0xFFFF0000, 0xFF00FF00]]
+        imageops.overlay_argb(frame, [[0, 1]], palette, 255), [[0xFFFF0000, 0xFF00FF00]]
     )
 
 
@@ -154,7 +154,7 @@ def test_overlay_agrees_with_float_blend():
     class_map = rng.integers(0, 5, size=(20, 30))
     for opacity in (0, 1, 77, 128, 254, 255):
         out = imageops.argb_to_rgb(
-            imageops.overlay(imageops.rgb_to_argb(rgb), class_map, palette, opacity)
+            imageops.overlay_argb(imageops.rgb_to_argb(rgb), class_map, palette, opacity)
         )
         a = opacity / 255
         expected = np.floor(rgb * (1 - a) + palette[class_map] * a + 0.5)
@@ -162,11 +162,11 @@ def test_overlay_agrees_with_float_blend():
 
 
 def test_colorize_and_its_errors():
-    colors = imageops.colorize([[1, 0]], [(1, 2, 3), (0xAB, 0xCD, 0xEF)])
+    colors = imageops.colorize_argb([[1, 0]], [(1, 2, 3), (0xAB, 0xCD, 0xEF)])
     np.testing.assert_array_equal(colors, [[0xFFABCDEF, 0xFF010203]])
     with pytest.raises(ValueError, match="class 2 at pixel 1 has no colour: the palette has 2"):
-        imageops.colorize([[0, 2]], [(0, 0, 0), (1, 1, 1)])
+        imageops.colorize_argb([[0, 2]], [(0, 0, 0), (1, 1, 1)])
     with pytest.raises(ValueError, match="opacity must be in 0..255"):
-        imageops.overlay(np.zeros((1, 1), np.uint32), [[0]], [(0, 0, 0)], 256)
+        imageops.overlay_argb(np.zeros((1, 1), np.uint32), [[0]], [(0, 0, 0)], 256)
     with pytest.raises(ValueError, match="resize it"):
-        imageops.overlay(np.zeros((1, 2), np.uint32), [[0]], [(0, 0, 0)], 9)
+        imageops.overlay_argb(np.zeros((1, 2), np.uint32), [[0]], [(0, 0, 0)], 9)

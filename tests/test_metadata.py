@@ -5,9 +5,12 @@ import numpy as np
 import pytest
 from ai_edge_litert.interpreter import Interpreter
 
-from fastscnn_tf import export, metadata, synthetic
+from fastscnn_tf import export, metadata
+from fastscnn_tf.data import synthetic
 from fastscnn_tf.labels import CAMVID
 from fastscnn_tf.model import FastSCNN
+
+from helpers import read_metadata
 
 mediapipe = pytest.importorskip("mediapipe", reason="the [mediapipe] extra is not installed")
 from mediapipe.tasks.python import BaseOptions, vision  # noqa: E402
@@ -36,14 +39,14 @@ def exported(model, tmp_path_factory):
 
 
 def test_metadata_reads_back(exported):
-    meta = metadata.read_metadata(exported["float32", "logits"])
+    meta = read_metadata(exported["float32", "logits"])
     assert meta["input"] == "image" and meta["output"] == "logits"
     assert meta["mean"] == [0.0] * 3 and meta["std"] == [1.0] * 3  # the model normalises
     assert meta["min"] == [0.0] * 3 and meta["max"] == [255.0] * 3
     assert meta["activation"] == "softmax"
     assert meta["class_names"] == CAMVID.names
-    assert metadata.read_metadata(exported["float16", "probabilities"])["activation"] == "none"
-    mask_meta = metadata.read_metadata(exported["float32", "mask"])
+    assert read_metadata(exported["float16", "probabilities"])["activation"] == "none"
+    mask_meta = read_metadata(exported["float32", "mask"])
     assert mask_meta["output"] == "mask" and mask_meta["activation"] is None
     # The class names ride in the zip appended to the flatbuffer, as MediaPipe expects.
     with zipfile.ZipFile(exported["float32", "mask"]) as archive:
@@ -53,8 +56,8 @@ def test_metadata_reads_back(exported):
 def test_model_without_metadata_reads_none(model, tmp_path):
     path = export.export_tflite(model, tmp_path / "m.tflite", size=SIZE, precision="float32",
                                 output_kind="logits", metadata=False)  # fmt: skip
-    assert metadata.read_metadata(path) is None
-    assert metadata.read_num_classes(path) == CAMVID.num_classes  # names ride along anyway
+    assert read_metadata(path) is None
+    assert len(metadata.read_class_names(path)) == CAMVID.num_classes  # names ride along anyway
 
 
 def test_populated_model_still_runs_identically(model, exported):

@@ -4,8 +4,8 @@ import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
+from fastscnn_tf.cli.summary import SummaryConfig, summarize
 from fastscnn_tf.model import FastSCNN, count_macs, count_params
-from fastscnn_tf.summary import SummaryConfig, summarize
 
 from helpers import randomize_batchnorm
 

@@ -5,8 +5,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastscnn_tf import cli, export, predict, synthetic
+from fastscnn_tf import cli, export, viz
 from fastscnn_tf import labels as labels_lib
+from fastscnn_tf.cli import predict
+from fastscnn_tf.data import synthetic
 from fastscnn_tf.model import FastSCNN
 from fastscnn_tf.runtime import load_runtime
 
@@ -50,7 +52,7 @@ def test_predict_writes_masks_and_overlays_at_image_size(model_path, tmp_path, c
 
 def test_legend_lists_classes_by_area():
     classes = np.array([[0, 2, 2], [2, 3, 3]])
-    assert predict.classes_by_area(classes, 4) == [(2, 0.5), (3, 1 / 3), (0, 1 / 6)]
+    assert viz.classes_by_area(classes, 4) == [(2, 0.5), (3, 1 / 3), (0, 1 / 6)]
 
 
 def test_corrupt_and_unsupported_images_name_the_file(model_path, tmp_path):
@@ -69,7 +71,7 @@ def test_small_image_for_a_dynamic_keras_model_names_the_file(tmp_path):
     path = tmp_path / "dynamic.keras"
     FastSCNN(3).save(path)
     Image.fromarray(np.zeros((40, 90, 3), np.uint8)).save(tmp_path / "tiny.png")
-    with pytest.raises(ValueError, match="tiny.png: image 40x90 is smaller than the 64x64"):
+    with pytest.raises(ValueError, match="tiny.png: image 40x90: Fast-SCNN needs at least 64x64"):
         predict.predict_file(
             load_runtime(path), str(tmp_path / "tiny.png"), str(tmp_path), labels_lib.generic(3)
         )

@@ -2,9 +2,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from fastscnn_tf import export
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.model import FastSCNN
+from fastscnn_tf.modelfile import load_keras_model
 from fastscnn_tf.runtime import load_runtime
 
 
@@ -97,4 +97,4 @@ def test_load_errors_say_what_is_wrong_with_the_model_file(dynamic_model_path, t
             load_runtime(tmp_path / name)
     # The exporter opens .keras files with the same checks.
     with pytest.raises(ValueError, match=r"not a valid \.keras archive"):
-        export.load_keras_model(truncated)
+        load_keras_model(truncated)

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from fastscnn_tf import synthetic
+from fastscnn_tf.data import synthetic
 
 
 def _miou(pred, target, num_classes):

@@ -12,7 +12,9 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from fastscnn_tf import cli, train
+from fastscnn_tf import cli, optim
+from fastscnn_tf.cli import config as cfg
+from fastscnn_tf.cli import train, train_callbacks, train_setup
 from fastscnn_tf.model import FastSCNN
 
 IGNORE = 255
@@ -37,7 +39,7 @@ def _config(**overrides):
 
 def test_weight_decay_spares_depthwise_kernels_bn_and_biases():
     model = FastSCNN(4, aux=True, aux2=True)
-    decayed = set(train.decayed_paths(model))
+    decayed = set(optim.decayed_paths(model))
     # Examples read off the paper's layer table: plain convolutions decay ...
     for path in (
         "ltd_conv/kernel",
@@ -62,7 +64,7 @@ def test_coupled_l2_goes_through_momentum_like_pytorch_sgd():
     lr, momentum, l2 = 0.1, 0.9, 0.01
     decayed = keras.Variable(np.array([1.0, -2.0], "float32"), name="decayed")
     kept = keras.Variable(np.array([3.0], "float32"), name="kept")
-    optimizer = train.SGDWithL2(lr, momentum, l2=l2, decay_paths=[decayed.path])
+    optimizer = optim.SGDWithL2(lr, momentum, l2=l2, decay_paths=[decayed.path])
     grads = [np.array([0.5, 0.25], "float32"), np.array([-1.0], "float32")]
     # PyTorch SGD: d = g + wd * w; buf = momentum * buf + d; w -= lr * buf
     w = [np.array([1.0, -2.0]), np.array([3.0])]
@@ -78,11 +80,11 @@ def test_coupled_l2_goes_through_momentum_like_pytorch_sgd():
 
 
 def test_poly_schedule_values():
-    schedule = train.PolyDecay(0.045, total_steps=1000, power=0.9)
+    schedule = optim.PolyDecay(0.045, total_steps=1000, power=0.9)
     for step in (0, 1, 250, 500, 999, 1000, 1200):
         expected = 0.045 * (1 - min(step, 1000) / 1000) ** 0.9
         assert float(schedule(step)) == pytest.approx(expected, rel=1e-4, abs=1e-9)
-    warm = train.PolyDecay(0.045, total_steps=1000, power=0.9, warmup_steps=10)
+    warm = optim.PolyDecay(0.045, total_steps=1000, power=0.9, warmup_steps=10)
     assert float(warm(0)) == pytest.approx(0.045 * 0.1, rel=1e-5)
     assert float(warm(4)) == pytest.approx(0.045 * (1 - 4 / 1000) ** 0.9 * 0.5, rel=1e-5)
     assert float(warm(20)) == pytest.approx(float(schedule(20)), rel=1e-6)
@@ -98,7 +100,7 @@ def _numpy_ce(labels, logits):
 
 def test_aux_losses_weighted_04():
     config = _config(aux=True, aux2=True, aux_weight=0.4)
-    model = train.build_training_model(config, 4, total_steps=10)
+    model = train_setup.build_training_model(config, 4, total_steps=10)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 255, (2, 64, 64, 3)).astype("float32")
     y = rng.integers(0, 4, (2, 64, 64))
@@ -114,8 +116,8 @@ def test_aux_losses_weighted_04():
 
 def test_inference_model_drops_aux_heads_and_keeps_main_output():
     config = _config(aux=True, aux2=True)
-    model = train.build_training_model(config, 4, total_steps=10)
-    final = train.inference_model(model, 4)
+    model = train_setup.build_training_model(config, 4, total_steps=10)
+    final = train_setup.inference_model(model, 4)
     assert len(final.outputs) == 1 and final.input_shape == (None, None, None, 3)
     x = np.random.default_rng(1).uniform(0, 255, (1, 96, 64, 3)).astype("float32")
     np.testing.assert_allclose(final(x), model(x, training=False)[0], rtol=1e-5, atol=1e-5)
@@ -151,16 +153,16 @@ def test_more_classes_than_the_data_holds_need_a_flag(tmp_path):
     def config(**options):  # classes and ignore index from the data unless given
         return _config(dataset=f"folder:{tmp_path}", ignore_index=None, **options)
 
-    train_source, _ = train.load_data(config(num_classes=None))
+    train_source, _ = train_setup.load_data(config(num_classes=None))
     assert train_source.labels.num_classes == 11  # CamVid's classes, void (11) ignored
     # With 30 classes void is no longer ignored: the masks hold 12 classes, not 30.
     with pytest.raises(
         ValueError, match=r"^--num-classes 30 is more than the 12 classes \(0..11\)"
     ):
-        train.load_data(config(num_classes=30))
-    train_source, _ = train.load_data(config(num_classes=30, allow_extra_classes=True))
+        train_setup.load_data(config(num_classes=30))
+    train_source, _ = train_setup.load_data(config(num_classes=30, allow_extra_classes=True))
     assert train_source.labels.num_classes == 30
-    train.load_data(config(num_classes=12))  # as many as the masks hold: fine
+    train_setup.load_data(config(num_classes=12))  # as many as the masks hold: fine
 
 
 def test_cli_refuses_extra_classes_in_one_line(tmp_path, capsys):
@@ -188,10 +190,10 @@ def test_rest_of_a_resumed_epoch_shows_the_run_epoch_count(capsys):
 
 def test_resuming_with_other_options_is_refused(tmp_path):
     out = tmp_path / "run"
-    config = train.resolve(_config(out=str(out)), train.load_data(_config())[0])
+    config = train_setup.resolve(_config(out=str(out)), train_setup.load_data(_config())[0])
     (out / "backup").mkdir(parents=True)
-    (out / "backup" / train.Backup.STATE).write_text('{"step": 1}\n')
-    train.save_config(config, str(out / "config.json"))
+    (out / "backup" / train_callbacks.Backup.STATE).write_text('{"step": 1}\n')
+    cfg.save_config(config, str(out / "config.json"))
     with pytest.raises(ValueError, match="different options.*lr"):
         train.train(_config(out=str(out), lr=0.01))
 
@@ -233,7 +235,7 @@ def _env():
 
 def _backup_step(out):
     try:
-        with open(os.path.join(out, "backup", train.Backup.STATE)) as f:
+        with open(os.path.join(out, "backup", train_callbacks.Backup.STATE)) as f:
             return json.load(f)["step"]
     except (OSError, ValueError):
         return 0
@@ -301,7 +303,7 @@ def test_learns_synthetic_scenes_to_val_miou_08(tmp_path):
     assert summary["steps"] == 250
     assert summary["best_val_miou"] >= 0.8
     # The saved inference model scores the same through the runtime that serves .tflite too.
-    from fastscnn_tf import evaluate
+    from fastscnn_tf.cli import evaluate
 
     report = evaluate.run_evaluation(
         evaluate.EvaluateConfig(model=str(tmp_path / "run" / "model.keras"), dataset="synthetic")
@@ -311,7 +313,6 @@ def test_learns_synthetic_scenes_to_val_miou_08(tmp_path):
 
 def test_recipe_switches_parse_and_reach_the_pipeline():
     """Colour jitter is off unless asked; the scale range and antialiasing flags parse."""
-    from fastscnn_tf import config as cfg
     from fastscnn_tf import data
 
     args = cli.build_parser("train").parse_args(["train"])

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from fastscnn_tf import cli, train, transfer, weights
+from fastscnn_tf import cli, transfer, weights
+from fastscnn_tf.cli import train
 from fastscnn_tf.model import FastSCNN
 
 from helpers import randomize_batchnorm

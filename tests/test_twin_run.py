@@ -11,7 +11,7 @@ import pathlib
 
 import pytest
 
-from fastscnn_tf.train import TrainConfig
+from fastscnn_tf.cli.train import TrainConfig
 
 pytest.importorskip("torch")
 ROOT = pathlib.Path(__file__).parents[1]

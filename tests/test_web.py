@@ -1,6 +1,6 @@
 """The browser page (`web/`) in Debian's Chromium, headless, driven by playwright-core.
 
-Each browser test serves the page with `fastscnn_tf.serve`, loads a small exported model and
+Each browser test serves the page with `fastscnn_tf.cli.serve`, loads a small exported model and
 feeds photos as a user would (the file picker), then holds the class map the page computed with
 LiteRT.js to the one Python computes for the same file: the Android core's pre- and
 post-processing (`fastscnn_tf.imageops`) around the Python LiteRT interpreter. `make web-test`
@@ -22,8 +22,10 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
-from fastscnn_tf import cli, export, presets, serve, synthetic
+from fastscnn_tf import cli, export, presets
 from fastscnn_tf import labels as labels_lib
+from fastscnn_tf.cli import serve
+from fastscnn_tf.data import synthetic
 from fastscnn_tf.model import FastSCNN
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")

@@ -1,6 +1,5 @@
 """`fastscnn import-weights`: a reference-layout state dict lands in the right Keras weights."""
 
-import importlib.util
 import os
 import pathlib
 import re
@@ -240,20 +239,12 @@ def test_pth_without_torch_says_how_to_install(tmp_path, monkeypatch):
         weights.read_checkpoint(str(checkpoint))
 
 
-def _reference_module():
-    spec = importlib.util.spec_from_file_location(
-        "reference_pytorch", ROOT / "benchmarks" / "reference_pytorch.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 def test_imported_pth_matches_pytorch_reference(tmp_path):
     torch = pytest.importorskip("torch")
     torch.set_num_threads(1)  # 2 spinning OpenMP threads crawl when the cores are shared
-    reference = _reference_module()
+    from fastscnn_tf import torch_reference as reference
+
     model = reference.randomize(reference.FastSCNN(19, aux=True), seed=3)
     layout = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert {k: s for k, s in layout.items() if "num_batches" not in k} == read_layout()

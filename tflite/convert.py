@@ -24,11 +24,13 @@ def main(argv=None):
         name = os.path.basename(
             export.default_output(
                 config.model,
-                config.size,
-                config.precision,
-                config.output_kind,
-                config.output_stride,
-                config.mask_stride,
+                export.ExportSpec(
+                    config.size,
+                    config.precision,
+                    config.output_kind,
+                    config.output_stride,
+                    config.mask_stride,
+                ),
             )
         )
         args += ["--output", os.path.join(HERE, name)]

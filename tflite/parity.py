@@ -22,7 +22,7 @@ from fastscnn_tf import tflog
 tflog.import_tensorflow()  # first, without its start-up log (FASTSCNN_TF_LOG=1 shows it)
 
 from fastscnn_tf import data, export, metrics  # noqa: E402
-from fastscnn_tf.config import parse_size  # noqa: E402
+from fastscnn_tf.cli.config import parse_size  # noqa: E402
 from fastscnn_tf.runtime import load_runtime  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -56,12 +56,10 @@ def export_variants(args):
         name = os.path.basename(
             export.default_output(
                 args.model,
-                args.size,
-                precision,
-                args.output_kind,
-                args.output_stride,
-                args.mask_stride,
-            )  # fmt: skip
+                export.ExportSpec(
+                    args.size, precision, args.output_kind, args.output_stride, args.mask_stride
+                ),
+            )
         )
         path = os.path.join(args.out, name)
         if args.force or not os.path.exists(path):

@@ -7,7 +7,7 @@ import org.junit.Test
 import java.nio.ByteBuffer
 
 /**
- * Golden vectors written by `fastscnn_tf.android.make_golden`: a real photo (the camera frame),
+ * Golden vectors written by `fastscnn_tf.cli.android.make_golden`: a real photo (the camera frame),
  * the uint8 input Python made from it, the LiteRT interpreter's output, the class map and the
  * overlay. The core must reproduce every byte.
  */

@@ -25,20 +25,18 @@ import os
 import warnings
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from fastscnn_tf import imageops
+from fastscnn_tf import imageops, viz
 from fastscnn_tf import labels as labels_lib
-from fastscnn_tf.config import field
+from fastscnn_tf.cli.config import field
 from fastscnn_tf.files import atomic_paths
+from fastscnn_tf.geometry import MIN_INPUT_SIZE
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 CONVERTIBLE_MODES = ("L", "LA", "P", "PA", "RGBA", "RGBX", "CMYK", "YCbCr", "1")
-LEGEND_ROW = 18  # pixels per legend entry
-LEGEND_SWATCH = 12
 DEFAULT_MAX_SIZE = 2048
 DEFAULT_PRESET = "camvid"  # street scenes; see `fastscnn presets`
-BLEND_ROWS = 512  # rows blended at a time: float copies of a whole large photo cost GBs
 
 
 @dataclasses.dataclass
@@ -134,70 +132,9 @@ def network_size(size, max_size, min_side=1):
     return (max(1, round(h * scale)), max(1, round(w * scale)))
 
 
-def colorize(classes, colors):
-    """int (H, W) classes -> uint8 (H, W, 3) colours."""
-    palette = np.asarray(colors, np.uint8).reshape(-1, 3)
-    if classes.max(initial=0) >= len(palette):
-        raise ValueError(f"class {int(classes.max())} has no colour (palette of {len(palette)}).")
-    return palette[classes]
-
-
-def blend(image, colours, opacity):
-    """uint8 `image * (1 - opacity) + colours * opacity`, rounded; float32 only per block of
-    rows, so a large photo costs no more than its uint8 copies."""
-    out = np.empty(np.shape(image), np.uint8)
-    for start in range(0, len(out), BLEND_ROWS):
-        rows = slice(start, start + BLEND_ROWS)
-        mixed = image[rows].astype(np.float32) * (1 - opacity)
-        mixed += colours[rows].astype(np.float32) * opacity
-        out[rows] = np.clip(np.round(mixed), 0, 255)
-    return out
-
-
-def classes_by_area(classes, num_classes):
-    counts = np.bincount(classes.ravel(), minlength=num_classes)
-    order = np.argsort(-counts, kind="stable")
-    return [(int(c), counts[c] / classes.size) for c in order if counts[c] > 0]
-
-
-def add_legend(picture, entries, labels):
-    """Append a legend panel (colour swatch, class name, share of pixels) to the right."""
-    font = ImageFont.load_default()
-    height = picture.shape[0]
-    rows = max(1, (height - 4) // LEGEND_ROW)
-    columns = -(-len(entries) // rows)
-    texts = [f"{labels.names[c]} {share:.0%}" for c, share in entries]
-    text_width = max(int(font.getlength(t)) for t in texts) if texts else 0
-    column_width = LEGEND_SWATCH + 8 + text_width + 8
-    panel = Image.new("RGB", (4 + columns * column_width, height), (255, 255, 255))
-    draw = ImageDraw.Draw(panel)
-    for i, ((c, _), text) in enumerate(zip(entries, texts, strict=True)):
-        x = 4 + (i // rows) * column_width
-        y = 4 + (i % rows) * LEGEND_ROW
-        draw.rectangle(
-            [x, y, x + LEGEND_SWATCH, y + LEGEND_SWATCH], fill=labels.colors[c], outline=(0, 0, 0)
-        )
-        draw.text((x + LEGEND_SWATCH + 6, y), text, fill=(0, 0, 0), font=font)
-    return np.concatenate([picture, np.asarray(panel)], axis=1)
-
-
-def _labels_for(runtime):
-    if runtime.labels is not None:
-        return runtime.labels
-    if runtime.kind == "tflite":
-        from fastscnn_tf import metadata
-
-        names = metadata.read_class_names(runtime.path)
-        if names and len(names) == runtime.num_classes:
-            return labels_lib.LabelSet(names, labels_lib.default_colors(len(names)))
-    return labels_lib.generic(runtime.num_classes)
-
-
 def segment_bounded(runtime, image, max_size):
     """Class map `(H, W)` of one uint8 image, the network seeing it at `network_size`; the
     map is scaled back nearest, so memory follows `max_size`, not the photo."""
-    from fastscnn_tf.model import MIN_INPUT_SIZE
-
     size = image.shape[:2]
     small = network_size(size, max_size, MIN_INPUT_SIZE)
     if small != size:
@@ -221,9 +158,9 @@ def predict_file(runtime, path, out_dir, labels, opacity=0.5, max_size=DEFAULT_M
     except ValueError as error:
         raise ValueError(f"{path}: {error}") from None
     stem = os.path.splitext(os.path.basename(path))[0]
-    colours = colorize(classes, labels.colors)
-    overlay = add_legend(
-        blend(image, colours, opacity), classes_by_area(classes, labels.num_classes), labels
+    colours = viz.colorize(classes, labels.colors)
+    overlay = viz.add_legend(
+        viz.blend(image, colours, opacity), viz.classes_by_area(classes, labels.num_classes), labels
     )
     outputs = {
         "mask": os.path.join(out_dir, f"{stem}_mask.png"),
@@ -238,7 +175,6 @@ def predict_file(runtime, path, out_dir, labels, opacity=0.5, max_size=DEFAULT_M
 
 
 def run(config):
-    from fastscnn_tf.model import MIN_INPUT_SIZE
     from fastscnn_tf.runtime import load_runtime
 
     if not config.model:
@@ -252,7 +188,7 @@ def run(config):
         )
     paths = find_images(config.inputs)
     runtime = load_runtime(config.model, num_threads=config.num_threads)
-    labels = _labels_for(runtime)
+    labels = runtime.labels or labels_lib.generic(runtime.num_classes)
     os.makedirs(config.out, exist_ok=True)
     size = "any size" if runtime.input_size is None else "x".join(map(str, runtime.input_size))
     shown = runtime.path if runtime.path == config.model else f"{config.model}: {runtime.path}"

@@ -1,9 +1,9 @@
-"""The Python end of the Android demo (`android_demo/`): its assets and its golden vectors.
+"""`fastscnn android-assets` and `fastscnn android-golden`: the Python end of the Android demo.
 
 `copy_assets` puts an exported model and the `labels.txt` beside it into the app, after checking
 that the app can run them. `make_golden` runs one real image through `fastscnn_tf.imageops` and
 the LiteRT interpreter and writes every intermediate, so that the Kotlin core's tests prove it
-computes the same bytes as Python.
+computes the same bytes as Python (`android-golden` rewrites the vectors they read).
 """
 
 import dataclasses
@@ -15,8 +15,8 @@ import numpy as np
 
 from fastscnn_tf import imageops, presets
 from fastscnn_tf import labels as labels_lib
-from fastscnn_tf.config import field
-from fastscnn_tf.files import atomic_path
+from fastscnn_tf.cli.config import field, parse_size
+from fastscnn_tf.files import atomic_path, write_bytes_atomic
 
 ASSET_MODEL = "fastscnn_int8.tflite"  # the app's default model asset name
 ASSET_LABELS = labels_lib.LABELS_FILE
@@ -31,6 +31,20 @@ class AssetsConfig:
         "", "exported .tflite to ship (the labels.txt beside it goes along), or a preset name"
     )
     dest: str = field(APP_ASSETS, "the app's assets folder")
+
+
+@dataclasses.dataclass
+class GoldenConfig:
+    model: str = field(
+        "", "exported .tflite with labels.txt beside it, or a preset", positional=True
+    )
+    image: str = field("", "a real photo: it becomes the camera frame", positional=True)
+    out: str = field(GOLDEN_DIR, "folder of the golden vectors (the Kotlin tests read it)")
+    frame_size: tuple = field((180, 240), "camera frame HxW", parse=parse_size)
+    opacity: int = field(128, "overlay opacity, 0..255")
+    model_ref: str | None = field(
+        None, "name the model by this repository path in meta.json instead of copying it"
+    )
 
 
 def _require_model(model_path):
@@ -127,11 +141,6 @@ def run(config):
     return 0
 
 
-def _write_bytes(path, data):
-    with open(path, "wb") as f:
-        f.write(data)
-
-
 def make_golden(
     model_path, image_path, out_dir, frame_size=(180, 240), opacity=128, model_ref=None
 ):
@@ -175,15 +184,15 @@ def make_golden(
     if class_map.max() > 255:
         raise ValueError("class_map.bin stores uint8; this model has more than 256 classes.")
     frame_classes = imageops.resize_nearest(class_map, frame_h, frame_w)
-    overlay = imageops.overlay(frame, frame_classes, labels.colors, opacity)
+    overlay = imageops.overlay_argb(frame, frame_classes, labels.colors, opacity)
 
     os.makedirs(out_dir, exist_ok=True)
-    _write_bytes(os.path.join(out_dir, "frame_argb.bin"), frame.astype(">u4").tobytes())
-    _write_bytes(os.path.join(out_dir, "input_rgb.bin"), model_input.tobytes())
+    write_bytes_atomic(os.path.join(out_dir, "frame_argb.bin"), frame.astype(">u4").tobytes())
+    write_bytes_atomic(os.path.join(out_dir, "input_rgb.bin"), model_input.tobytes())
     little_endian = raw.astype(raw.dtype.newbyteorder("<"))  # the byte order of Android ABIs
-    _write_bytes(os.path.join(out_dir, "output.bin"), little_endian.tobytes())
-    _write_bytes(os.path.join(out_dir, "class_map.bin"), class_map.astype(np.uint8).tobytes())
-    _write_bytes(os.path.join(out_dir, "overlay_argb.bin"), overlay.astype(">u4").tobytes())
+    write_bytes_atomic(os.path.join(out_dir, "output.bin"), little_endian.tobytes())
+    write_bytes_atomic(os.path.join(out_dir, "class_map.bin"), class_map.astype(np.uint8).tobytes())
+    write_bytes_atomic(os.path.join(out_dir, "overlay_argb.bin"), overlay.astype(">u4").tobytes())
     shutil.copyfile(labels_path, os.path.join(out_dir, ASSET_LABELS))
     copied = os.path.join(out_dir, GOLDEN_MODEL)
     if model_ref is not None:
@@ -202,5 +211,22 @@ def make_golden(
         "labels": list(labels.names),
         "colors": ["#{:02X}{:02X}{:02X}".format(*c) for c in labels.colors],
     }
-    _write_bytes(os.path.join(out_dir, "meta.json"), (json.dumps(meta, indent=2) + "\n").encode())
+    write_bytes_atomic(
+        os.path.join(out_dir, "meta.json"), (json.dumps(meta, indent=2) + "\n").encode()
+    )
     return meta
+
+
+def run_golden(config):
+    """`fastscnn android-golden`: `make_golden` from the command line."""
+    if not 0 <= config.opacity <= 255:
+        raise ValueError(f"--opacity {config.opacity}: expected 0..255.")
+    model = presets.resolve_model(config.model, "int8")
+    meta = make_golden(
+        model, config.image, config.out, config.frame_size, config.opacity, config.model_ref
+    )
+    print(
+        f"wrote the golden vectors of {meta['source_image']} ({meta['output_kind']}) "
+        f"to {config.out}"
+    )
+    return 0

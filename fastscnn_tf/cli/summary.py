@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from fastscnn_tf.config import field, parse_size
+from fastscnn_tf.cli.config import field, parse_size
 
 
 @dataclasses.dataclass

@@ -13,11 +13,10 @@ import os
 import time
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
 
-from fastscnn_tf import presets
-from fastscnn_tf.config import field
-from fastscnn_tf.files import atomic_path, check_output_dir, write_text_atomic
+from fastscnn_tf import presets, viz
+from fastscnn_tf.cli.config import field
+from fastscnn_tf.files import check_output_dir, save_png_atomic, write_text_atomic
 
 
 @dataclasses.dataclass
@@ -57,7 +56,7 @@ def _batches(dataset, batch_size, max_examples):
 
 def evaluate(runtime, source, batch_size=4, max_examples=None):
     """Confusion matrix of `runtime.segment` over a source's examples, and the image count."""
-    from fastscnn_tf import metrics
+    from fastscnn_tf import metrics  # loads TensorFlow
 
     labels = source.labels
     confusion = np.zeros((labels.num_classes, labels.num_classes), np.int64)
@@ -84,67 +83,6 @@ def format_table(names, result, confusion):
     lines.append(f"{'mIoU':<{width}} {result['miou']:7.4f}")
     lines.append(f"{'pixel acc.':<{width}} {result['pixel_accuracy']:7.4f}")
     return "\n".join(lines)
-
-
-def _font(size):
-    try:
-        return ImageFont.load_default(size=size)
-    except TypeError:  # Pillow < 10.1 has one fixed-size default font
-        return ImageFont.load_default()
-
-
-def confusion_image(confusion, names, cell=36):
-    """Row-normalised confusion matrix (row = true class) as an RGB PIL image, each cell
-    shaded by its share of the row and labelled with it in percent."""
-    confusion = np.asarray(confusion, dtype=np.float64)
-    rows = confusion.sum(1, keepdims=True)
-    share = np.divide(confusion, rows, out=np.zeros_like(confusion), where=rows > 0)
-    n = len(names)
-    font = _font(11)
-    label_width = 8 + max(
-        int(ImageDraw.Draw(Image.new("RGB", (1, 1))).textlength(s, font=font)) for s in names
-    )
-    top = label_width  # column names are drawn rotated, so they need the same room
-    width, height = label_width + n * cell + 10, top + n * cell + 30
-    image = Image.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(image)
-    for i in range(n):
-        for j in range(n):
-            value = share[i, j]
-            shade = int(round(255 * (1 - value)))
-            color = (shade, shade, 255) if i != j else (shade, 255, shade)
-            x0, y0 = label_width + j * cell, top + i * cell
-            draw.rectangle([x0, y0, x0 + cell - 1, y0 + cell - 1], fill=color, outline="#cccccc")
-            if rows[i, 0] > 0:
-                text = f"{100 * value:.0f}"
-                ink = "white" if value > 0.6 else "black"
-                draw.text((x0 + cell / 2, y0 + cell / 2), text, fill=ink, font=font, anchor="mm")
-        draw.text(
-            (label_width - 4, top + i * cell + cell / 2),
-            names[i],
-            fill="black",
-            font=font,
-            anchor="rm",
-        )
-    for j, name in enumerate(names):
-        text = Image.new("RGBA", (label_width, cell), (255, 255, 255, 0))
-        ImageDraw.Draw(text).text(
-            (label_width - 4, cell / 2), name, fill="black", font=font, anchor="rm"
-        )
-        rotated = text.rotate(90, expand=True)
-        image.paste(rotated, (label_width + j * cell, 0), rotated)
-    draw.text(
-        (label_width, top + n * cell + 8),
-        "rows: true class, columns: predicted (% of row)",
-        fill="black",
-        font=font,
-    )
-    return image
-
-
-def _save_png_atomic(image, path):
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
 
 
 def run_evaluation(config):
@@ -208,7 +146,7 @@ def run_evaluation(config):
         "confusion_matrix": confusion.tolist(),
     }
     write_text_atomic(json_path, json.dumps(report, indent=2) + "\n")
-    _save_png_atomic(confusion_image(confusion, names), png_path)
+    save_png_atomic(viz.confusion_image(confusion, names), png_path)
     print(f"wrote {json_path} and {png_path}")
     return report
 

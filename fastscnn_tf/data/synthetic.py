@@ -14,6 +14,10 @@ gives the same scene in every process, in any order.
 import colorsys
 
 import numpy as np
+import tensorflow as tf
+
+from fastscnn_tf.data.source import Source, names_file_labels
+from fastscnn_tf.labels import LabelSet
 
 # (name, shape, texture, hue) per class; class 0 is the background.
 CLASSES = (
@@ -149,3 +153,51 @@ def _texture(rng, texture, u, v, r):
     if texture == "grid":
         return np.where((np.abs(wave_u) < 0.3) | (np.abs(wave_v) < 0.3), -1, 0.5)
     raise ValueError(f"unknown texture {texture!r}")
+
+
+# --- as a data source (`synthetic[:N[:HxW]]`) ---------------------------------------------
+
+SOURCE_SIZES = {"train": 1000, "val": 100, "test": 100}
+
+
+def synthetic_source(arg, split, num_classes, ignore_index, names_file, seed):
+    if split not in SPLITS:
+        raise ValueError(f"synthetic data has splits {sorted(SPLITS)}, not {split!r}.")
+    parts = [p for p in arg.split(":") if p] if arg else []
+    count = SOURCE_SIZES[split]
+    size = DEFAULT_SIZE
+    try:
+        if parts:
+            count = int(parts[0])
+        if len(parts) > 1:
+            size = tuple(int(v) for v in parts[1].lower().split("x"))
+        if count <= 0 or len(size) != 2 or min(size) < 16 or len(parts) > 2:
+            raise ValueError
+    except ValueError:
+        raise ValueError(
+            f"--dataset synthetic:{arg}: expected synthetic[:N[:HxW]] with N > 0 and H, W >= 16."
+        ) from None
+    if names_file is not None:  # the user's names (and colours) for the generated classes
+        labels = names_file_labels(names_file, num_classes, ignore_index)
+        num_classes = labels.num_classes
+    num_classes = MAX_CLASSES if num_classes is None else num_classes
+    if not 2 <= num_classes <= MAX_CLASSES:
+        raise ValueError(
+            f"--num-classes {num_classes}: synthetic data has 2..{MAX_CLASSES} classes."
+        )
+    if names_file is None:
+        labels = LabelSet(
+            class_names(num_classes),
+            class_colors(num_classes),
+            255 if ignore_index is None else ignore_index,
+        )
+
+    # Generated up front and held in memory (82 KB a scene at 128x160): a Python generator
+    # inside tf.data (numpy_function) would tie its threads to the interpreter, which then
+    # hangs at exit while an iterator is still alive.
+    scenes = [example(i, seed, split, size, num_classes) for i in range(count)]
+    dataset = tf.data.Dataset.from_tensor_slices(
+        {"image": np.stack([s[0] for s in scenes]), "mask": np.stack([s[1] for s in scenes])}
+    )
+    name = f"synthetic:{count}:{size[0]}x{size[1]} ({split}, seed {seed})"
+    return Source(dataset, labels, count, name)

@@ -18,7 +18,7 @@ import threading
 import urllib.parse
 
 from fastscnn_tf import labels as labels_lib
-from fastscnn_tf.config import field
+from fastscnn_tf.cli.config import field
 
 HOST = "127.0.0.1"
 WEB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web")

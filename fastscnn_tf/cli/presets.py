@@ -4,7 +4,7 @@ import dataclasses
 import json
 
 from fastscnn_tf import presets
-from fastscnn_tf.config import field
+from fastscnn_tf.cli.config import field
 
 
 @dataclasses.dataclass

@@ -1,0 +1,7 @@
+"""`python -m fastscnn_tf.cli`: the `fastscnn` command."""
+
+import sys
+
+from fastscnn_tf.cli import main
+
+sys.exit(main())

@@ -1,0 +1,235 @@
+"""`fastscnn train` before the first step: strategy, precision, data, checks and the model."""
+
+import dataclasses
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from fastscnn_tf import data as data_lib
+from fastscnn_tf import losses as losses_lib
+from fastscnn_tf import metrics as metrics_lib
+from fastscnn_tf import transfer
+from fastscnn_tf.cli import compat
+from fastscnn_tf.cli.config import load_config
+from fastscnn_tf.model import FastSCNN
+from fastscnn_tf.optim import PolyDecay, SGDWithL2, decayed_paths
+
+STRATEGIES = ("default", "mirrored", "multi-worker")
+BACKUP_STATE = "state.json"  # written last by a backup: a run with one is resumable
+
+
+def make_strategy(name):
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi-worker":
+        if "TF_CONFIG" not in os.environ:
+            raise ValueError("--strategy multi-worker needs the TF_CONFIG environment variable.")
+        strategy = tf.distribute.MultiWorkerMirroredStrategy()
+        compat.patch_keras_multi_worker_logs()
+        return strategy
+    raise ValueError(f"--strategy {name!r}: choose one of {', '.join(STRATEGIES)}.")
+
+
+def worker_out(out, strategy):
+    """The chief (or the only worker) writes to `out`; other workers to `out/worker-N`."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return out
+    task_type, task_id = resolver.task_type, resolver.task_id or 0
+    cluster = resolver.cluster_spec().as_dict()
+    is_chief = task_type == "chief" or (
+        task_type == "worker" and task_id == 0 and "chief" not in cluster
+    )
+    return out if is_chief else os.path.join(out, f"worker-{task_type}-{task_id}")
+
+
+def set_precision(config):
+    if not config.mixed_precision:
+        keras.config.set_dtype_policy("float32")
+        return "float32"
+    policy = "mixed_float16" if tf.config.list_physical_devices("GPU") else "mixed_bfloat16"
+    keras.config.set_dtype_policy(policy)
+    return policy
+
+
+def check_config(config):
+    positive = ("epochs", "batch_size", "val_batch_size", "backup_every")
+    for name in positive:
+        if getattr(config, name) <= 0:
+            raise ValueError(
+                f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}."
+            )
+    for name in ("steps_per_epoch", "val_steps"):
+        value = getattr(config, name)
+        if value is not None and value <= 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}.")
+    if not config.lr > 0:
+        raise ValueError(f"--lr must be positive, got {config.lr}.")
+    if config.warmup_steps < 0 or config.weight_decay < 0 or config.aux_weight < 0:
+        raise ValueError("--warmup-steps, --weight-decay and --aux-weight must not be negative.")
+    if config.init_from:
+        transfer.check_source(config.init_from)
+
+
+def load_data(config):
+    """Open the training and validation sources and check that they agree."""
+    common = {
+        "num_classes": config.num_classes,
+        "ignore_index": config.ignore_index,
+        "class_names": config.class_names,
+        "seed": config.seed,
+    }
+    train = data_lib.load_source(config.dataset, config.split, **common)
+    present = train.classes_present
+    if config.num_classes and present and config.num_classes > present:
+        if not config.allow_extra_classes:  # e.g. CamVid's void (11) would become a class
+            raise ValueError(
+                f"--num-classes {config.num_classes} is more than the {present} classes "
+                f"(0..{present - 1}) that the masks of {train.name} hold besides the ignore "
+                f"index {train.labels.ignore_index}; pass a matching --num-classes (or none, for "
+                "the data's own classes), or --allow-extra-classes if the extra ones are meant."
+            )
+    val = data_lib.load_source(config.val_dataset or config.dataset, config.val_split, **common)
+    if train.labels.num_classes != val.labels.num_classes:
+        raise ValueError(
+            f"--val-dataset {val.name} has {val.labels.num_classes} classes but --dataset "
+            f"{train.name} has {train.labels.num_classes}."
+        )
+    if train.labels.ignore_index != val.labels.ignore_index:
+        raise ValueError(
+            f"--val-dataset {val.name} ignores {val.labels.ignore_index} but --dataset "
+            f"{train.name} ignores {train.labels.ignore_index}."
+        )
+    if train.num_examples == 0 or val.num_examples == 0:
+        raise ValueError(f"{train.name if train.num_examples == 0 else val.name} is empty.")
+    return train, val
+
+
+def median_frequency_class_weights(source, num_classes, ignore_index, max_examples=2000):
+    histograms = [
+        losses_lib.class_histogram(example["mask"], num_classes, ignore_index)
+        for example in source.dataset.take(max_examples).as_numpy_iterator()
+    ]
+    return losses_lib.median_frequency_weights(np.stack(histograms)).tolist()
+
+
+def resolve(config, train):
+    """The config with everything the data decides filled in (written as config.json)."""
+    steps = config.steps_per_epoch
+    if steps is None:
+        if not train.num_examples:
+            raise ValueError(f"{train.name}: size unknown; pass --steps-per-epoch.")
+        steps = max(1, train.num_examples // config.batch_size)
+    return dataclasses.replace(
+        config,
+        steps_per_epoch=steps,
+        num_classes=train.labels.num_classes,
+        ignore_index=train.labels.ignore_index,
+    )
+
+
+def check_resumable(config, out):
+    """A run folder holds one run: resume it only with the same config; never overwrite a
+    finished run."""
+    saved = os.path.join(out, "config.json")
+    if not os.path.exists(saved):
+        return
+    if not os.path.exists(os.path.join(out, "backup", BACKUP_STATE)):
+        if os.path.exists(os.path.join(out, "model.keras")):
+            raise ValueError(f"--out {out} holds a finished run (model.keras); use a new --out.")
+        return
+    previous = load_config(type(config), saved)
+    ignore = {"verbose"}
+    changed = [
+        f.name
+        for f in dataclasses.fields(config)
+        if f.name not in ignore and getattr(previous, f.name) != getattr(config, f.name)
+    ]
+    if changed:
+        raise ValueError(
+            f"--out {out} holds a run started with different options ({', '.join(changed)}); "
+            "resume it with the same options or use a new --out."
+        )
+
+
+def first_examples(source, count):
+    images, masks = [], []
+    for example in source.dataset.take(count).as_numpy_iterator():
+        images.append(example["image"])
+        masks.append(example["mask"])
+    if not images or any(i.shape != images[0].shape for i in images):
+        return None, None
+    return np.stack(images), np.stack(masks).astype(np.int32)
+
+
+def output_names(config):
+    return (
+        ["logits"]
+        + (["aux_logits"] if config.aux else [])
+        + (["aux2_logits"] if config.aux2 else [])
+    )
+
+
+def build_training_model(config, num_classes, total_steps, class_weights=None, model=None):
+    """Fast-SCNN with the configured aux heads (or `model`, built to match them), compiled
+    with the paper's recipe."""
+    if model is None:
+        model = FastSCNN(num_classes, aux=config.aux, aux2=config.aux2)
+    names = output_names(config)
+    loss = losses_lib.SegmentationCrossEntropy(
+        ignore_index=config.ignore_index,
+        class_weights=class_weights,
+        ohem_threshold=0.7 if config.ohem else None,
+        ohem_min_kept=config.ohem_min_kept,
+    )
+    optimizer = SGDWithL2(
+        learning_rate=PolyDecay(config.lr, total_steps, config.poly_power, config.warmup_steps),
+        momentum=config.momentum,
+        l2=config.weight_decay,
+        decay_paths=(
+            [v.path for v in model.trainable_variables]
+            if config.weight_decay_all
+            else decayed_paths(model)
+        ),
+    )
+    metrics = [
+        metrics_lib.MeanIoU(num_classes, config.ignore_index),
+        metrics_lib.PixelAccuracy(num_classes, config.ignore_index),
+    ]
+    if len(names) == 1:
+        model.compile(optimizer, loss=loss, metrics=metrics, jit_compile=config.jit)
+    else:
+        model.compile(
+            optimizer,
+            loss={name: loss for name in names},
+            loss_weights={name: 1.0 if name == "logits" else config.aux_weight for name in names},
+            metrics={"logits": metrics},
+            jit_compile=config.jit,
+        )
+    return model
+
+
+def inference_model(model, num_classes):
+    """The deployable network: no aux heads, any input size, float32; weights copied by layer
+    name from the training model."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        result = FastSCNN(num_classes)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    for layer in result.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return result
+
+
+def targets(names):
+    """Map `(images, masks)` to the target structure of a model with these outputs."""
+    if len(names) == 1:
+        return lambda images, masks: (images, masks)
+    return lambda images, masks: (images, {name: masks for name in names})

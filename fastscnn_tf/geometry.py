@@ -1,0 +1,32 @@
+"""The input sizes Fast-SCNN takes: one decision for the model, export, runtime and predict.
+
+Light on purpose (no TensorFlow): the runtime of an exported `.tflite` checks sizes too.
+"""
+
+# The pyramid pooling works on the 1/32 map, which needs at least 2x2 cells.
+MIN_INPUT_SIZE = 64
+# The coarsest map is 1/32 of the input: sizes that are multiples of this keep the streams
+# on the grid they were trained on (see `layers.PadToMultiple`).
+ALIGN = 32
+
+
+def check_size(size, what):
+    """Raise a ValueError naming `what` (an option, a file) when `(H, W)` is below the
+    minimum; a None side (a dynamic model) passes."""
+    h, w = size
+    if any(side is not None and side < MIN_INPUT_SIZE for side in (h, w)):
+        raise ValueError(
+            f"{what} {h}x{w}: Fast-SCNN needs at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} pixels "
+            "(the pyramid pooling map is 1/32)."
+        )
+
+
+def needs_alignment(input_shape, align=ALIGN):
+    """Whether a model with this input shape pads to a multiple of `align` (dynamic sizes and
+    static sizes that are not multiples)."""
+    return bool(align) and any(size is None or size % align for size in input_shape[:2])
+
+
+def aligned_size(size, align=ALIGN):
+    """`(H, W)` rounded up to multiples of `align` (the size the network runs at)."""
+    return tuple(-(-int(v) // align) * align for v in size) if align else tuple(size)
