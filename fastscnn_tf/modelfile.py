@@ -1,4 +1,5 @@
-"""Reading a trained `.keras` model file, with errors that say what is wrong with it.
+"""Reading a trained `.keras` model file (with errors that say what is wrong with it) and
+writing one atomically.
 
 Every command that takes a `.keras` model (and `FastSCNN.from_preset`) reads it here.
 """

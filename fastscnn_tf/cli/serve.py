@@ -21,7 +21,8 @@ from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.cli.config import field
 
 HOST = "127.0.0.1"
-WEB_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "web")
+# The repository's web/ folder (this file is fastscnn_tf/cli/serve.py).
+WEB_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), os.pardir, os.pardir, "web"))
 WASM_DIR = os.path.join("node_modules", "@litertjs", "core", "wasm")
 DRIVER = os.path.join("tools", "browser.mjs")  # headless Chromium driver for tests, benchmarks
 SERVED = "/served/"  # the model's files and config.json live here, apart from the page's files
