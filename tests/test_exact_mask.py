@@ -12,7 +12,14 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from fastscnn_tf import export
 from fastscnn_tf.data import synthetic
-from fastscnn_tf.export.exact_mask import corner_index, exact_mask, supports
+from fastscnn_tf.export.exact_mask import (
+    _assemble,
+    _class_rows,
+    _corners,
+    corner_index,
+    exact_mask,
+    supports,
+)
 from fastscnn_tf.model import FastSCNN, fold_input_normalization
 
 from helpers import randomize_batchnorm
@@ -102,6 +109,39 @@ def test_corner_index_clamps_at_the_border():
     np.testing.assert_array_equal(index[3, 4], [11, 11, 11, 11])
 
 
+def test_shifted_corners_are_the_corner_index():
+    """The corners the head slices out of the padded class map are those `corner_index` lists."""
+    grid = np.arange(12, dtype=np.int32).reshape(3, 4) * 7 % 5
+    corners = np.stack([c.numpy() for c in _corners(tf.constant(grid))], axis=-1)
+    np.testing.assert_array_equal(corners, grid.ravel()[corner_index(3, 4)])
+
+
+@pytest.mark.parametrize("k, num_classes", [(2, 128), (3, 128), (19, 128), (2, 256)])
+def test_class_rows_pick_each_cells_class(k, num_classes):
+    """Two classes of up to 128 by int64 arithmetic on block rows, else by GATHER: both are
+    numpy's take_along_axis, 8 pixels to a row; the largest classes leave no carry behind."""
+    rng = np.random.default_rng(k)
+    classes = np.stack([np.sort(rng.choice(num_classes, k, replace=False)) for _ in range(6)])
+    classes[0, [0, -1]] = 0, num_classes - 1
+    pick = rng.integers(0, k, (6, 64))
+    pick[0] = 1  # the largest class in every pixel of a row
+    rows = _class_rows(tf.constant(pick, tf.int32), tf.constant(classes, tf.int32), num_classes)
+    expected = np.take_along_axis(classes, pick, axis=1).astype(np.uint8)
+    np.testing.assert_array_equal(rows.numpy().view(np.uint8).reshape(6, 64), expected)
+
+
+def test_assemble_places_the_blocks_half_a_cell_up_and_left():
+    """The int64 (BITCAST) transpose lays out blocks as numpy does with the 8x8 pixels of each
+    cell, then drops the half cell outside the image."""
+    rng = np.random.default_rng(0)
+    table = rng.integers(0, 256, (7, 64)).astype(np.uint8)
+    cell_row = rng.integers(0, 7, (4, 6)).astype(np.int32)
+    rows = tf.constant(table.view(np.int64))  # (7, 8): one int64 per row of 8 pixels
+    got = _assemble(rows, tf.constant(cell_row), (24, 40)).numpy()
+    blocks = table[cell_row].reshape(4, 6, 8, 8).transpose(0, 2, 1, 3).reshape(32, 48)
+    np.testing.assert_array_equal(got, blocks[None, 4:28, 4:44])
+
+
 def test_supports_only_exact_eighths():
     assert supports((1, 6, 10, 3), (48, 80))
     assert not supports((1, 6, 10, 3), (48, 81))
@@ -110,7 +150,7 @@ def test_supports_only_exact_eighths():
         exact_mask(tf.zeros([1, 6, 10, 3]), (50, 80), quantized=False)
 
 
-@pytest.mark.parametrize("num_classes", [5, 19])
+@pytest.mark.parametrize("num_classes", [2, 5, 19])
 @pytest.mark.parametrize("quantized", [False, True], ids=["float32", "int8"])
 def test_mask_is_the_argmax_of_the_resized_scores(num_classes, quantized):
     """Every input kind in both runtimes; 19 classes reach every candidate tier (2, 4, 8, all)."""

@@ -31,10 +31,14 @@ Why the result is exact, ties included:
   LiteRT runs with the same kernel, XNNPACK or its own, as the full resize it replaces.
 
 Builtin ops only. The number of boundary cells makes some shapes data-dependent (WHERE, GATHER);
-LiteRT runs them and XNNPACK still takes the resizes. So the cost follows the scene: about a
-third of the full-size resize and ARG_MAX on CamVid, more than them on per-pixel noise scores
-(every cell a boundary with many classes), which no trained network produces.
+LiteRT runs them single-threaded and XNNPACK still takes the resizes and int8 transposes, so the
+head moves data in large pieces where it can (whole rows, 8 pixels as one int64). The cost
+follows the scene: about a quarter of the full-size resize and ARG_MAX on CamVid, more than them
+on per-pixel noise scores (every cell a boundary with many classes), which no trained network
+produces.
 """
+
+import functools
 
 import numpy as np
 import tensorflow as tf
@@ -74,6 +78,23 @@ def corner_index(h, w):
     return index.reshape(h + 1, w + 1, 4).astype(np.int32)
 
 
+def _corners(grid):
+    """The corners of every cell of an (h, w) map, as in `corner_index`: four (h+1, w+1)
+    shifted views (top-left, top-right, bottom-left, bottom-right) of it with its border
+    repeated. SLICE copies whole rows, where GATHER and a STRIDED_SLICE of int32 copy element by
+    element (5x slower here)."""
+    h, w = grid.shape
+    grid = tf.concat([grid[:1], grid, grid[-1:]], 0)
+    grid = tf.concat([grid[:, :1], grid, grid[:, -1:]], 1)
+    return [tf.slice(grid, [i, j], [h + 1, w + 1]) for i in (0, 1) for j in (0, 1)]
+
+
+def _differ(values, first):
+    """Where any of the tensors `values` differs from `first`, elementwise."""
+    differ = [tf.not_equal(first, v) for v in values]
+    return functools.reduce(tf.logical_or, differ)
+
+
 def _candidates(corners, margin):
     """(n, C) bool: the classes not dominated in each of n cells, from their corner scores
     (4, n, C). `margin` is None for int8 graphs, else the float margin.
@@ -94,21 +115,52 @@ def _candidates(corners, margin):
     return ~(floor > high)
 
 
+def _block_rows(pixels):
+    """The (m, 8) int64 rows of (m, 64) uint8 8x8 blocks: the 8 pixels of a block row as one
+    int64, which the mask assembly and the two-class arithmetic move and compute with."""
+    return tf.bitcast(tf.reshape(pixels, [-1, FACTOR, FACTOR]), tf.int64)
+
+
+def _class_rows(pick, classes, num_classes):
+    """(m, 8) int64 block rows of the classes at the (m, 64) positions `pick` in the (m, K)
+    `classes` of each cell. Two classes (most cells) by arithmetic on the rows, 8 pixels at a
+    time: the pixels of `pick` are 0 or 1, so each byte of `first * 0x0101..01 + pick * (second
+    - first)` is that pixel's class, without carries (second > first), and below 128 classes no
+    int64 product overflows; a GATHER would copy every pixel by itself."""
+    if classes.shape[-1] == 2 and num_classes <= 128:
+        first, second = tf.cast(classes[:, :1], tf.int64), tf.cast(classes[:, 1:], tf.int64)
+        ones = np.int64(int.from_bytes(b"\x01" * 8, "little"))
+        return first * ones + _block_rows(tf.cast(pick, tf.uint8)) * (second - first)
+    return _block_rows(tf.cast(tf.gather(classes, pick, batch_dims=1), tf.uint8))
+
+
+def _assemble(table, cell_row, size):
+    """The uint8 (1, H, W) mask from the (R, 8) `table` of 8x8 blocks (`_block_rows`) and the
+    (h+1, w+1) row of the table that each cell shows.
+
+    The 8 pixels of a block row travel as one int64 (BITCAST): a TRANSPOSE of (h+1, w+1, 8)
+    int64 lays the blocks out as rows of the image, 3x faster than a DEPTH_TO_SPACE of bytes."""
+    rows, cols = cell_row.shape
+    image = tf.transpose(tf.gather(table, cell_row), [0, 2, 1])  # (h+1, 8, w+1) int64
+    image = tf.reshape(tf.bitcast(image, tf.uint8), [1, FACTOR * rows, FACTOR * cols])
+    # Cell (0, 0) starts half a cell above and left of the image; SLICE copies rows.
+    half = FACTOR // 2
+    return tf.slice(image, [0, half, half], [1, *size])
+
+
 def _resolve(corners, groups):
-    """The classes of the 8x8 output pixels of groups of cells: a list of (m, 64), one per
-    `(cells, classes)` in `groups`, where `cells` (m,) index the cell axis of the corner scores
-    `corners` (4, n, C) and `classes` (m, K) lists the classes to compare in increasing order
-    (a tie goes to the lower index)."""
+    """The classes of the 8x8 output pixels of groups of cells: a list of (m, 8) block rows
+    (`_block_rows`), one per `(cells, classes)` in `groups`, where `cells` (m,) index the cell
+    axis of the corner scores `corners` (4, n, C) and `classes` (m, K) lists the classes to
+    compare in increasing order (a tie goes to the lower index)."""
     n, num_classes = tf.shape(corners)[1], corners.shape[-1]
     # One GATHER and one resize for all groups: every (cell, class) is a channel of one 2x2
     # image, which XNNPACK upsamples vectorised over channels in one call.
-    position = [
-        tf.reshape(
-            (tf.range(4)[:, None, None] * n + cells[:, None]) * num_classes + classes, [4, -1]
-        )
-        for cells, classes in groups
+    channel = [
+        tf.reshape(cells[:, None] * num_classes + classes, [-1]) for cells, classes in groups
     ]
-    values = tf.gather(tf.reshape(corners, [-1]), tf.concat(position, axis=1))  # (4, channels)
+    position = tf.concat(channel, 0) + tf.range(4)[:, None] * (n * num_classes)
+    values = tf.gather(tf.reshape(corners, [-1]), position)  # (4, channels)
     up = tf.raw_ops.ResizeBilinear(
         images=tf.reshape(values, [1, 2, 2, -1]),
         size=(2 * FACTOR, 2 * FACTOR),
@@ -123,7 +175,7 @@ def _resolve(corners, groups):
         m, k = tf.shape(cells)[0], classes.shape[-1]
         per_cell = tf.transpose(tf.reshape(part, [FACTOR**2, m, k]), [1, 0, 2])  # (m, 64, K)
         pick = tf.argmax(per_cell, axis=-1, output_type=tf.int32)  # index among the K
-        resolved.append(tf.gather(tf.reshape(classes, [-1]), pick + tf.range(m)[:, None] * k))
+        resolved.append(_class_rows(pick, classes, num_classes))
     return resolved
 
 
@@ -140,49 +192,48 @@ def exact_mask(scores, size, quantized):
         raise ValueError(f"exact_mask needs 1/{FACTOR} scores of {size}, got {scores.shape}.")
     _, h, w, num_classes = scores.shape
     flat = tf.reshape(scores, [h * w, num_classes])
-    index = corner_index(h, w)
-    corner_class = tf.gather(tf.argmax(flat, axis=-1, output_type=tf.int32), index)
-    cell_class = corner_class[..., 0]
-    one_class = tf.equal(tf.reduce_min(corner_class, -1), tf.reduce_max(corner_class, -1))
+    corner_class = _corners(tf.reshape(tf.argmax(flat, axis=-1, output_type=tf.int32), [h, w]))
+    cell_class = corner_class[0]
+    boundary = _differ(corner_class[1:], cell_class)
     margin = None
     if not quantized:
         margin = FLOAT_MARGIN * tf.reduce_max(tf.abs(flat))
         top = tf.reduce_max(flat, axis=-1, keepdims=True)
         clear = tf.reduce_sum(tf.cast(flat >= top - margin, tf.int32), axis=-1)  # 1: a clear win
-        one_class &= tf.equal(tf.reduce_max(tf.gather(clear, index), axis=-1), 1)
+        boundary |= _differ(_corners(tf.reshape(clear, [h, w])), 1)
 
-    # Boundary cells, and a spare cell (0, 0) at the end so that no batch below is empty.
-    cells = tf.concat([tf.cast(tf.where(~one_class), tf.int32), tf.zeros([1, 2], tf.int32)], 0)
+    # Boundary cells, and a spare cell at the end so that no batch below is empty: (h+1, 0), in
+    # an extra row of cells (of `index`, with the corners of row 0) that the mask leaves out.
+    index = corner_index(h, w)
+    index = np.concatenate([index, index[:1]])
+    cells = tf.concat([tf.cast(tf.where(boundary), tf.int32), [[h + 1, 0]]], 0)
     corners = tf.gather(flat, tf.transpose(tf.gather_nd(index, cells)))  # (4, n+1, C)
     candidate = tf.cast(_candidates(corners, margin), tf.int32)
     count = tf.reduce_sum(candidate, axis=-1)
     key = candidate * (num_classes - tf.range(num_classes))  # top_k: candidates, lowest first
 
-    # The mask's 8x8 blocks come from one table: a row per class for one-class cells, then a
-    # row per resolved boundary cell; `row` says which row each boundary cell reads.
-    table = [np.repeat(np.arange(num_classes, dtype=np.uint8)[:, None], FACTOR**2, axis=1)]
-    row = tf.zeros_like(count)
-    groups, offset, lower = [], tf.constant(num_classes), 0
+    # The mask's 8x8 blocks come from one table: a row per class for one-class cells, then the
+    # rows of the resolved boundary cells, tier by tier (`tier_of`), each tier's spare after its
+    # members; `row` says which row each boundary cell reads.
+    plain = np.repeat(np.arange(num_classes, dtype=np.uint8)[:, None], FACTOR**2, axis=1)
+    table = [plain.view(np.int64)]  # (C, 8): every byte of row c is c
+    tiers = [t for t in CANDIDATE_TIERS if t < num_classes] + [num_classes]
+    bounds = tf.constant(tiers[:-1], tf.int32)
+    tier_of = tf.reduce_sum(tf.cast(count[:, None] > bounds, tf.int32), axis=-1)  # (n+1,)
+    groups, members = [], []
     spare = tf.shape(cells)[:1] - 1
-    for tier in [t for t in CANDIDATE_TIERS if t < num_classes] + [num_classes]:
-        member = (count > lower) & (count <= tier)
-        lower = tier
-        pick = tf.concat([tf.cast(tf.where(member)[:, 0], tf.int32), spare], 0)
+    for i, tier in enumerate(tiers):
+        members.append(tf.cast(tf.where(tf.equal(tier_of, i))[:, 0], tf.int32))
+        pick = tf.concat([members[-1], spare], 0)
         if tier < num_classes:
             classes = tf.math.top_k(tf.gather(key, pick), tier).indices  # (m, K)
         else:
             classes = tf.broadcast_to(tf.range(num_classes), [tf.shape(pick)[0], tier])
         groups.append((pick, classes))
-        is_member = tf.cast(member, tf.int32)
-        row += is_member * (offset + tf.cumsum(is_member) - 1)
-        offset += tf.shape(pick)[0]
-    table += [tf.cast(r, tf.uint8) for r in _resolve(corners, groups)]
-    cell_row = tf.where(one_class, cell_class, 0) + tf.scatter_nd(
-        cells[:-1], row[:-1], one_class.shape
-    )
-    blocks = tf.gather(tf.concat(table, 0), cell_row)  # (h+1, w+1, 64)
-    blocks = tf.reshape(blocks, [1, h + 1, w + 1, FACTOR**2])
-    image = tf.reshape(tf.nn.depth_to_space(blocks, FACTOR), [FACTOR * (h + 1), -1])
-    # Cell (0, 0) starts half a cell above and left of the image.
-    half = FACTOR // 2
-    return tf.reshape(tf.slice(image, [half, half], size), [1, *size])
+    table += _resolve(corners, groups)
+    # A member of tier i follows the members of the tiers before it and their i spares.
+    order = tf.concat(members, 0)
+    row = num_classes + tf.range(tf.shape(order)[0]) + tf.gather(tier_of, order)
+    row = tf.scatter_nd(tf.gather(cells, order), row, [h + 2, w + 1])
+    cell_row = tf.where(boundary, 0, cell_class) + tf.slice(row, [0, 0], [h + 1, w + 1])
+    return _assemble(tf.concat(table, 0), cell_row, size)
