@@ -53,7 +53,14 @@ def export_tflite(
     `output` and write `labels.txt` beside it; returns the path. The keyword arguments are
     those of `ExportSpec` and `Exporter`."""
     spec = ExportSpec(size, precision, output_kind, output_stride, mask_stride)
-    exporter = Exporter(model, spec, representative, calibration_images, labels, metadata)
+    exporter = Exporter(
+        model,
+        spec,
+        representative=representative,
+        calibration_images=calibration_images,
+        labels=labels,
+        metadata=metadata,
+    )
     return exporter.export(output)
 
 

@@ -67,8 +67,16 @@ class Exporter:
             package), False, or None for "if mediapipe is installed".
     """
 
-    def __init__(self, model, spec, representative=None, calibration_images=100, labels=None,
-                 metadata=None):  # fmt: skip
+    def __init__(
+        self,
+        model,
+        spec,
+        *,
+        representative=None,
+        calibration_images=100,
+        labels=None,
+        metadata=None,
+    ):
         self.model_path = model if isinstance(model, (str, os.PathLike)) else None
         self.model, self.spec = model, spec
         self.representative, self.calibration_images = representative, calibration_images
