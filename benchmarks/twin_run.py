@@ -23,11 +23,8 @@ tests/test_twin_run.py keeps the project's error at the float32 reference's.
 
 import argparse
 import os
-import pathlib
 
 import numpy as np
-
-HERE = pathlib.Path(__file__).parent
 
 
 def load_reference():
