@@ -141,25 +141,33 @@ def test_mask_equals_argmax_of_logits(exported, keras_logits, precision):
     assert np.mean(mask == expected) > (0.999 if precision == "float32" else 0.98)
 
 
-def test_int8_image_enters_through_a_dequantize_with_the_cast_s_values(model, monkeypatch):
+def test_int8_rewrites_keep_the_mask_pixel_for_pixel(model, monkeypatch):
     """The int8 graph's CAST of its uint8 image becomes a DEQUANTIZE with scale 1 (XNNPACK runs
-    it, not CAST); the mask is the same pixel for pixel as with the converter's CAST."""
+    it, not CAST), and its first conv reads pairs of columns; the mask is the same pixel for
+    pixel as the converter's own graph gives, with XNNPACK and with LiteRT's kernels."""
     serve = export.build_export_model(model, export.ExportSpec(SIZE, "int8"))
     calibration = lambda: ([x[None].astype(np.float32)] for x in _images(8, seed=3))  # noqa: E731
     ours = export.convert(serve, "int8", calibration)
     monkeypatch.setattr(converter, "dequantize_uint8_input", lambda tflite_bytes: tflite_bytes)
-    cast = export.convert(serve, "int8", calibration)
+    monkeypatch.setattr(converter, "pair_input_columns", lambda tflite_bytes: tflite_bytes)
+    plain = export.convert(serve, "int8", calibration)
 
-    ops = []
-    masks = []
-    for tflite_bytes in (ours, cast):
-        interpreter = Interpreter(model_content=tflite_bytes)
-        interpreter.allocate_tensors()
-        ops.append([op["op_name"] for op in interpreter._get_ops_details()][:2])
-        masks.append([_invoke(interpreter, image) for image in _images(4, seed=5)])
-    assert ops == [["DEQUANTIZE", "QUANTIZE"], ["CAST", "QUANTIZE"]]
     assert Interpreter(model_content=ours).get_input_details()[0]["quantization"] == (1.0, 0)
-    np.testing.assert_array_equal(masks[0], masks[1])
+    for resolver in (OpResolverType.AUTO, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES):
+        ops = []
+        masks = []
+        for tflite_bytes in (ours, plain):
+            interpreter = Interpreter(
+                model_content=tflite_bytes, experimental_op_resolver_type=resolver
+            )
+            interpreter.allocate_tensors()
+            ops.append([op["op_name"] for op in interpreter._get_ops_details()][:4])
+            masks.append([_invoke(interpreter, image) for image in _images(4, seed=5)])
+        assert ops == [
+            ["DEQUANTIZE", "QUANTIZE", "RESHAPE", "CONV_2D"],
+            ["CAST", "QUANTIZE", "CONV_2D", "DEPTHWISE_CONV_2D"],
+        ]
+        np.testing.assert_array_equal(masks[0], masks[1])
 
 
 def test_output_stride_8_is_the_classifier_map(model, exported):

@@ -5,12 +5,7 @@ is (checked once), `graph` builds it, `converter` turns it into TFLite bytes, an
 the full-size class mask head that int8 ships with.
 """
 
-from fastscnn_tf.export.converter import (
-    convert,
-    dequantize_uint8_input,
-    op_names,
-    representative_dataset,
-)
+from fastscnn_tf.export.converter import convert, op_names, representative_dataset
 from fastscnn_tf.export.exporter import (
     DEFAULT_DIR,
     Exporter,
@@ -26,6 +21,7 @@ from fastscnn_tf.export.graph import (
     upsample_mask,
     with_input_size,
 )
+from fastscnn_tf.export.rewrite import dequantize_uint8_input, pair_input_columns
 from fastscnn_tf.export.spec import (
     MASK_STRIDES,
     OUTPUT_KINDS,
@@ -81,6 +77,7 @@ __all__ = [
     "export_tflite",
     "mask_head",
     "op_names",
+    "pair_input_columns",
     "representative_dataset",
     "score_model",
     "training_dataset",

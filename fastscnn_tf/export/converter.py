@@ -1,5 +1,5 @@
 """A `graph.build_export_model` function -> TFLite bytes: the converter, int8 calibration, and
-the rewrite that lets XNNPACK take the uint8 image."""
+the rewrites (`rewrite`) that let XNNPACK take the uint8 image and the first conv faster."""
 
 import itertools
 import re
@@ -9,6 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from fastscnn_tf import data
+from fastscnn_tf.export.rewrite import dequantize_uint8_input, pair_input_columns
 from fastscnn_tf.export.spec import check_precision
 
 
@@ -114,51 +115,11 @@ def convert(serve, precision, representative=None):
                 "Flex / SELECT_TF_OPS is not allowed in this project."
             ) from None
         raise
-    if precision == "int8" and input_dtype == tf.uint8:
-        tflite_bytes = dequantize_uint8_input(tflite_bytes)
+    if precision == "int8":
+        if input_dtype == tf.uint8:
+            tflite_bytes = dequantize_uint8_input(tflite_bytes)
+        tflite_bytes = pair_input_columns(tflite_bytes)
     return tflite_bytes
-
-
-def dequantize_uint8_input(tflite_bytes):
-    """The int8 graph's `CAST` of its uint8 image to float as a `DEQUANTIZE` with scale 1.
-
-    Same values (the bytes as floats, then quantized exactly by the fake quantization's scale
-    1), but XNNPACK runs a DEQUANTIZE, multi-threaded, where it leaves CAST to LiteRT's
-    single-threaded kernel (0.4 ms of ~10 at 512x1024 here). The image input then carries
-    quantization (1.0, 0): raw camera bytes, as a converter-made uint8 input does.
-    """
-    import flatbuffers
-    from ai_edge_litert import schema_py_generated as tfl
-
-    model = tfl.ModelT.InitFromObj(tfl.Model.GetRootAsModel(tflite_bytes, 0))
-    graph = model.subgraphs[0]
-    codes = [max(c.builtinCode, c.deprecatedBuiltinCode) for c in model.operatorCodes]
-    image = graph.tensors[graph.inputs[0]]
-    casts = [
-        op
-        for op in graph.operators
-        if codes[op.opcodeIndex] == tfl.BuiltinOperator.CAST
-        and list(op.inputs) == [graph.inputs[0]]
-    ]
-    if image.type != tfl.TensorType.UINT8 or len(casts) != 1:
-        return tflite_bytes
-    code = tfl.OperatorCodeT()
-    code.builtinCode = code.deprecatedBuiltinCode = tfl.BuiltinOperator.DEQUANTIZE
-    code.version = 1
-    users = sum(
-        op.opcodeIndex == casts[0].opcodeIndex for g in model.subgraphs for op in g.operators
-    )
-    if users == 1:  # the CAST code goes, so the file lists only the ops it runs
-        model.operatorCodes[casts[0].opcodeIndex] = code
-    else:
-        model.operatorCodes.append(code)
-        casts[0].opcodeIndex = len(model.operatorCodes) - 1
-    casts[0].builtinOptionsType, casts[0].builtinOptions = 0, None
-    image.quantization = tfl.QuantizationParametersT()
-    image.quantization.scale, image.quantization.zeroPoint = [1.0], [0]
-    builder = flatbuffers.Builder(len(tflite_bytes) + 1024)
-    builder.Finish(model.Pack(builder), b"TFL3")
-    return bytes(builder.Output())
 
 
 def op_names(tflite_bytes):

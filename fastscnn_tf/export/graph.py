@@ -107,7 +107,7 @@ def build_export_model(model, spec):
     folded into the first conv, see `model.fold_input_normalization`). For int8 the uint8 image
     is cast to float and pinned to [0, 255] by a fake quantization (scale 1), so the converter
     quantizes it exactly (q - 128) with XNNPACK's multi-threaded QUANTIZE (after
-    `converter.dequantize_uint8_input`); a uint8 model input made by the converter instead
+    `rewrite.dequantize_uint8_input`); a uint8 model input made by the converter instead
     requantizes uint8 -> int8 outside XNNPACK, single-threaded (1.1 ms of ~11 at 512x1024
     here). Raw camera bytes go in either way.
     """

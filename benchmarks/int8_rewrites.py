@@ -1,0 +1,99 @@
+"""What each rewrite of the converted int8 graph (`fastscnn_tf.export.rewrite`) saves, and that
+it keeps the mask: the preset's default int8 export as the converter writes it, then with each
+rewrite added, timed alternating call by call in one process, and compared pixel for pixel.
+
+    python benchmarks/int8_rewrites.py                  # camvid preset, 512x1024, 2 threads
+    python benchmarks/int8_rewrites.py --size 360x480 --threads 1 --runs 200
+"""
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="camvid", help="a .keras model or a preset")
+    parser.add_argument("--images", default=os.path.join("..", "shared", "data", "camvid", "val"))
+    parser.add_argument("--size", default="512x1024")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--runs", type=int, default=300, help="timed calls of each variant")
+    args = parser.parse_args()
+
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+    from tflite_ops import load_images
+
+    from fastscnn_tf import export, presets
+    from fastscnn_tf.cli.config import parse_size
+    from fastscnn_tf.export import converter
+    from fastscnn_tf.modelfile import load_keras_model
+
+    size = parse_size(args.size)
+    model = load_keras_model(presets.resolve_model(args.model))
+    images = load_images(args.images, size, 101)
+    calibration = lambda: ([x[None].astype(np.float32)] for x in images[:8])  # noqa: E731
+    serve = export.build_export_model(model, export.ExportSpec(size, "int8"))
+    rewrites = converter.dequantize_uint8_input, converter.pair_input_columns
+    converter.dequantize_uint8_input = converter.pair_input_columns = lambda b: b
+    try:
+        plain = export.convert(serve, "int8", calibration)
+    finally:
+        converter.dequantize_uint8_input, converter.pair_input_columns = rewrites
+    dequantized = export.dequantize_uint8_input(plain)
+    variants = {
+        "as converted (CAST input)": plain,
+        "+ DEQUANTIZE input": dequantized,
+        "+ column pairs (the export)": export.pair_input_columns(dequantized),
+    }
+
+    h, w = size
+    print(f"{args.model} int8 exact mask at {h}x{w}, {len(images)} images of {args.images}")
+    for name, resolver in (
+        ("XNNPACK", OpResolverType.AUTO),
+        ("builtin", OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES),
+    ):
+        masks = {}
+        for label, tflite_bytes in variants.items():
+            interpreter = Interpreter(
+                model_content=tflite_bytes,
+                num_threads=args.threads,
+                experimental_op_resolver_type=resolver,
+            )
+            interpreter.allocate_tensors()
+            index = interpreter.get_input_details()[0]["index"]
+            output = interpreter.get_output_details()[0]["index"]
+            masks[label] = []
+            for image in images:
+                interpreter.set_tensor(index, image[None])
+                interpreter.invoke()
+                masks[label].append(interpreter.get_tensor(output).copy())
+        first = np.stack(masks[next(iter(variants))])
+        differ = [int(np.sum(np.stack(m) != first)) for m in masks.values()]
+        print(f"  {name}: pixels differing from the converter's graph: {differ} of {first.size}")
+
+    interpreters = {}
+    for label, tflite_bytes in variants.items():
+        interpreter = Interpreter(model_content=tflite_bytes, num_threads=args.threads)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], images[0][None])
+        interpreters[label] = interpreter
+    times = {label: [] for label in interpreters}
+    for i in range(20 + args.runs):
+        for label, interpreter in interpreters.items():
+            start = time.perf_counter()
+            interpreter.invoke()
+            if i >= 20:
+                times[label].append(time.perf_counter() - start)
+    print(f"{args.threads} threads, median of {args.runs} calls alternating:")
+    for label, values in times.items():
+        print(f"  {label:30s} {1e3 * float(np.median(values)):6.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
