@@ -38,7 +38,6 @@ on per-pixel noise scores (every cell a boundary with many classes), which no tr
 produces.
 """
 
-
 import numpy as np
 import tensorflow as tf
 
