@@ -9,7 +9,6 @@ rewrite added, timed alternating call by call in one process, and compared pixel
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -26,7 +25,7 @@ def main():
     args = parser.parse_args()
 
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    from tflite_ops import load_images
+    from tflite_ops import load_images, time_alternating
 
     from fastscnn_tf import export, presets
     from fastscnn_tf.cli.config import parse_size
@@ -76,19 +75,7 @@ def main():
         differ = [int(np.sum(np.stack(m) != first)) for m in masks.values()]
         print(f"  {name}: pixels differing from the converter's graph: {differ} of {first.size}")
 
-    interpreters = {}
-    for label, tflite_bytes in variants.items():
-        interpreter = Interpreter(model_content=tflite_bytes, num_threads=args.threads)
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], images[0][None])
-        interpreters[label] = interpreter
-    times = {label: [] for label in interpreters}
-    for i in range(20 + args.runs):
-        for label, interpreter in interpreters.items():
-            start = time.perf_counter()
-            interpreter.invoke()
-            if i >= 20:
-                times[label].append(time.perf_counter() - start)
+    times = time_alternating(variants, images[0], args.threads, args.runs, warmup=20)
     print(f"{args.threads} threads, median of {args.runs} calls alternating:")
     for label, values in times.items():
         print(f"  {label:30s} {1e3 * float(np.median(values)):6.2f} ms")

@@ -12,7 +12,6 @@ difference between neighbouring cuts. The last line is the full export with the 
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 
@@ -39,8 +38,7 @@ def main():
 
     import keras
     import tensorflow as tf
-    from ai_edge_litert.interpreter import Interpreter
-    from tflite_ops import load_images
+    from tflite_ops import load_images, time_alternating
 
     from fastscnn_tf import export, presets
     from fastscnn_tf.cli.config import parse_size
@@ -68,19 +66,7 @@ def main():
     full = export.build_export_model(model, export.ExportSpec(size, "int8"))
     graphs["exact mask head"] = export.convert(full, "int8", calibration)
 
-    interpreters = {}
-    for label, tflite_bytes in graphs.items():
-        interpreter = Interpreter(model_content=tflite_bytes, num_threads=args.threads)
-        interpreter.allocate_tensors()
-        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], images[0][None])
-        interpreters[label] = interpreter
-    times = {label: [] for label in interpreters}
-    for i in range(10 + args.runs):
-        for label, interpreter in interpreters.items():
-            start = time.perf_counter()
-            interpreter.invoke()
-            if i >= 10:
-                times[label].append(time.perf_counter() - start)
+    times = time_alternating(graphs, images[0], args.threads, args.runs)
 
     h, w = size
     print(f"{args.model} int8 at {h}x{w}, {args.threads} threads, median of {args.runs}")

@@ -75,6 +75,25 @@ def load_images(folder, size, limit):
     return np.stack(images)
 
 
+def time_alternating(graphs, image, threads, runs, warmup=10):
+    """Seconds of `invoke` of each TFLite model in `graphs` ({label: bytes}) on `image`, the
+    models called in turn (`warmup` untimed rounds first) so that load falls on all alike."""
+    interpreters = {}
+    for label, tflite_bytes in graphs.items():
+        interpreter = Interpreter(model_content=tflite_bytes, num_threads=threads)
+        interpreter.allocate_tensors()
+        interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
+        interpreters[label] = interpreter
+    times = {label: [] for label in interpreters}
+    for i in range(warmup + runs):
+        for label, interpreter in interpreters.items():
+            start = time.perf_counter()
+            interpreter.invoke()
+            if i >= warmup:
+                times[label].append(time.perf_counter() - start)
+    return times
+
+
 def as_trained_graph(model, size):
     """The graph before any export work: uint8 -> CAST -> the Keras model -> ARG_MAX."""
     scores = export.score_model(export.with_input_size(model, size))
