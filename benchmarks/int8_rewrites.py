@@ -6,7 +6,6 @@ rewrite added, timed alternating call by call in one process, and compared pixel
     python benchmarks/int8_rewrites.py --size 360x480 --threads 1 --runs 200
 """
 
-import argparse
 import os
 import sys
 
@@ -14,15 +13,11 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+from int8_stages import parse_args  # noqa: E402
+
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", default="camvid", help="a .keras model or a preset")
-    parser.add_argument("--images", default=os.path.join("..", "shared", "data", "camvid", "val"))
-    parser.add_argument("--size", default="512x1024")
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--runs", type=int, default=300, help="timed calls of each variant")
-    args = parser.parse_args()
+    args = parse_args(__doc__, runs=300)
 
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
     from tflite_ops import load_images, time_alternating

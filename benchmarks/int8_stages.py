@@ -27,14 +27,19 @@ STAGES = (
 )
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def parse_args(doc, runs):
+    """The options of the int8 timing scripts: model, images, size, threads, runs."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     parser.add_argument("--model", default="camvid", help="a .keras model or a preset")
     parser.add_argument("--images", default=os.path.join("..", "shared", "data", "camvid", "val"))
     parser.add_argument("--size", default="512x1024")
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--runs", type=int, default=40)
-    args = parser.parse_args()
+    parser.add_argument("--runs", type=int, default=runs, help="timed calls of each model")
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args(__doc__, runs=40)
 
     import keras
     import tensorflow as tf
