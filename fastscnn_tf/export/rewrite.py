@@ -109,6 +109,7 @@ def pair_input_columns(tflite_bytes, max_channels=4):
         out, kh, kw, _ = (int(v) for v in weights.shape)
         if not (
             image.type == weights.type == tfl.TensorType.INT8
+            and min(n, h, w, c) > 0  # static shapes only
             and c <= max_channels
             and w % 2 == 0
             and options.strideW == 2
