@@ -107,8 +107,10 @@ def pair_input_columns(tflite_bytes, max_channels=4):
         options = op.builtinOptions
         n, h, w, c = (int(v) for v in image.shape)
         out, kh, kw, _ = (int(v) for v in weights.shape)
+        constant = model.buffers[weights.buffer].data is not None
         if not (
-            image.type == weights.type == tfl.TensorType.INT8
+            constant
+            and image.type == weights.type == tfl.TensorType.INT8
             and min(n, h, w, c) > 0  # static shapes only
             and c <= max_channels
             and w % 2 == 0
