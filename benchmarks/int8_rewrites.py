@@ -24,7 +24,6 @@ def main():
 
     from fastscnn_tf import export, presets
     from fastscnn_tf.cli.config import parse_size
-    from fastscnn_tf.export import converter
     from fastscnn_tf.modelfile import load_keras_model
 
     size = parse_size(args.size)
@@ -32,12 +31,7 @@ def main():
     images = load_images(args.images, size, 101)
     calibration = lambda: ([x[None].astype(np.float32)] for x in images[:8])  # noqa: E731
     serve = export.build_export_model(model, export.ExportSpec(size, "int8"))
-    rewrites = converter.dequantize_uint8_input, converter.pair_input_columns
-    converter.dequantize_uint8_input = converter.pair_input_columns = lambda b: b
-    try:
-        plain = export.convert(serve, "int8", calibration)
-    finally:
-        converter.dequantize_uint8_input, converter.pair_input_columns = rewrites
+    plain = export.convert(serve, "int8", calibration, rewrite=False)
     dequantized = export.dequantize_uint8_input(plain)
     variants = {
         "as converted (CAST input)": plain,

@@ -9,7 +9,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from fastscnn_tf import cli, export
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.data import synthetic
-from fastscnn_tf.export import converter, exporter
+from fastscnn_tf.export import exporter
 from fastscnn_tf.model import FastSCNN
 
 SIZE = (64, 96)
@@ -141,16 +141,14 @@ def test_mask_equals_argmax_of_logits(exported, keras_logits, precision):
     assert np.mean(mask == expected) > (0.999 if precision == "float32" else 0.98)
 
 
-def test_int8_rewrites_keep_the_mask_pixel_for_pixel(model, monkeypatch):
+def test_int8_rewrites_keep_the_mask_pixel_for_pixel(model):
     """The int8 graph's CAST of its uint8 image becomes a DEQUANTIZE with scale 1 (XNNPACK runs
     it, not CAST), and its first conv reads pairs of columns; the mask is the same pixel for
     pixel as the converter's own graph gives, with XNNPACK and with LiteRT's kernels."""
     serve = export.build_export_model(model, export.ExportSpec(SIZE, "int8"))
     calibration = lambda: ([x[None].astype(np.float32)] for x in _images(8, seed=3))  # noqa: E731
     ours = export.convert(serve, "int8", calibration)
-    monkeypatch.setattr(converter, "dequantize_uint8_input", lambda tflite_bytes: tflite_bytes)
-    monkeypatch.setattr(converter, "pair_input_columns", lambda tflite_bytes: tflite_bytes)
-    plain = export.convert(serve, "int8", calibration)
+    plain = export.convert(serve, "int8", calibration, rewrite=False)
 
     assert Interpreter(model_content=ours).get_input_details()[0]["quantization"] == (1.0, 0)
     for resolver in (OpResolverType.AUTO, OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES):

@@ -71,12 +71,13 @@ def _as_input_dtype(representative, dtype):
     return generate
 
 
-def convert(serve, precision, representative=None):
+def convert(serve, precision, representative=None, *, rewrite=True):
     """Convert a `build_export_model` function to TFLite bytes; builtin ops only.
 
     For int8, a uint8 graph input (what `build_export_model` makes) stays uint8 and enters
     through `dequantize_uint8_input`; a float input pinned to [0, 255] becomes the converter's
-    uint8 input."""
+    uint8 input. `rewrite=False` skips the int8 rewrites (`rewrite`) and returns the
+    converter's own graph, the same integers computed more slowly."""
     check_precision(precision)
     # No trackable object: the converter then freezes the weights into constants (with one it
     # keeps resource variables, which XNNPACK and int8 calibration cannot run).
@@ -115,7 +116,7 @@ def convert(serve, precision, representative=None):
                 "Flex / SELECT_TF_OPS is not allowed in this project."
             ) from None
         raise
-    if precision == "int8":
+    if precision == "int8" and rewrite:
         if input_dtype == tf.uint8:
             tflite_bytes = dequantize_uint8_input(tflite_bytes)
         tflite_bytes = pair_input_columns(tflite_bytes)
