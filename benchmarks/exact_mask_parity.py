@@ -22,21 +22,6 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAMVID = os.path.join(os.path.dirname(ROOT), "shared", "data", "camvid")
 
 
-def run_all(path, images, resolver):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(
-        model_path=path, num_threads=2, experimental_op_resolver_type=resolver
-    )
-    interpreter.allocate_tensors()
-    source = interpreter.get_input_details()[0]["index"]
-    target = interpreter.get_output_details()[0]["index"]
-    for image in images:
-        interpreter.set_tensor(source, image[None])
-        interpreter.invoke()
-        yield interpreter.get_tensor(target)[0]
-
-
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="camvid", help="a .keras model or a preset")
@@ -48,6 +33,7 @@ def main(argv=None):
         parser.error(f"--images {args.images}: not a folder")
 
     from ai_edge_litert.interpreter import OpResolverType
+    from tflite_ops import run_images
 
     from fastscnn_tf import export, presets
     from fastscnn_tf.cli.config import parse_size
@@ -74,8 +60,8 @@ def main(argv=None):
         for label, resolver in resolvers.items():
             differ = total = 0
             pairs = zip(
-                run_all(str(paths["mask"]), images, resolver),
-                run_all(str(paths["logits"]), images, resolver),
+                run_images(str(paths["mask"]), images, resolver),
+                run_images(str(paths["logits"]), images, resolver),
                 strict=True,
             )
             for mask, logits in pairs:

@@ -19,8 +19,8 @@ from int8_stages import parse_args  # noqa: E402
 def main():
     args = parse_args(__doc__, runs=300)
 
-    from ai_edge_litert.interpreter import Interpreter, OpResolverType
-    from tflite_ops import load_images, time_alternating
+    from ai_edge_litert.interpreter import OpResolverType
+    from tflite_ops import load_images, run_images, time_alternating
 
     from fastscnn_tf import export, presets
     from fastscnn_tf.cli.config import parse_size
@@ -45,21 +45,10 @@ def main():
         ("XNNPACK", OpResolverType.AUTO),
         ("builtin", OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES),
     ):
-        masks = {}
-        for label, tflite_bytes in variants.items():
-            interpreter = Interpreter(
-                model_content=tflite_bytes,
-                num_threads=args.threads,
-                experimental_op_resolver_type=resolver,
-            )
-            interpreter.allocate_tensors()
-            index = interpreter.get_input_details()[0]["index"]
-            output = interpreter.get_output_details()[0]["index"]
-            masks[label] = []
-            for image in images:
-                interpreter.set_tensor(index, image[None])
-                interpreter.invoke()
-                masks[label].append(interpreter.get_tensor(output).copy())
+        masks = {
+            label: list(run_images(tflite_bytes, images, resolver, args.threads))
+            for label, tflite_bytes in variants.items()
+        }
         first = np.stack(masks[next(iter(variants))])
         differ = [int(np.sum(np.stack(m) != first)) for m in masks.values()]
         print(f"  {name}: pixels differing from the converter's graph: {differ} of {first.size}")

@@ -75,6 +75,23 @@ def load_images(folder, size, limit):
     return np.stack(images)
 
 
+def run_images(model, images, resolver=OpResolverType.AUTO, threads=2):
+    """Yield the first output (batch axis dropped) of a TFLite model (a path or bytes) on each
+    uint8 image (H, W, 3) of `images`."""
+    if isinstance(model, (str, os.PathLike)):
+        source = {"model_path": str(model)}
+    else:
+        source = {"model_content": model}
+    interpreter = Interpreter(**source, num_threads=threads, experimental_op_resolver_type=resolver)
+    interpreter.allocate_tensors()
+    index = interpreter.get_input_details()[0]["index"]
+    output = interpreter.get_output_details()[0]["index"]
+    for image in images:
+        interpreter.set_tensor(index, image[None])
+        interpreter.invoke()
+        yield interpreter.get_tensor(output)[0]  # get_tensor copies
+
+
 def time_alternating(graphs, image, threads, runs, warmup=10):
     """Seconds of `invoke` of each TFLite model in `graphs` ({label: bytes}) on `image`, the
     models called in turn (`warmup` untimed rounds first) so that load falls on all alike."""
