@@ -9,7 +9,8 @@ segmentation literature, both off by default:
   true-class probability is below `ohem_threshold`, but at least `ohem_min_kept` of the
   hardest ones.
 - Median-frequency class weights (Eigen & Fergus 2015): `median_frequency_weights` turns
-  per-image class histograms into weights `median(f) / f_c`.
+  per-image class histograms into weights `median(f) / f_c`; `log_frequency_weights` gives
+  ENet's gentler `1 / ln(c + p_c)`.
 """
 
 import math
@@ -120,3 +121,20 @@ def median_frequency_weights(histograms):
     weights = np.zeros_like(frequency)
     weights[present] = median / frequency[present]
     return weights
+
+
+def log_frequency_weights(histograms, c=1.02):
+    """ENet's class weights (Paszke et al. 2016) from per-image class histograms `(N, C)`:
+    `1 / ln(c + p_c)`, `p_c` the class's share of all labelled pixels. Bounded by `1 / ln(c)`
+    (rare classes) and gentler than median frequency; CGNet and DABNet use `c = 1.10`. A class
+    that never appears gets weight 0."""
+    if not c > 1:
+        raise ValueError(f"log_frequency_weights: c must be above 1 (ln(c) > 0), got {c}.")
+    histograms = np.asarray(histograms, dtype=np.float64)
+    if histograms.ndim != 2 or histograms.shape[0] == 0:
+        raise ValueError("log_frequency_weights needs a non-empty (images, classes) array.")
+    class_pixels = histograms.sum(0)
+    if not class_pixels.sum() > 0:
+        raise ValueError("log_frequency_weights: the label maps contain no labelled pixel.")
+    share = class_pixels / class_pixels.sum()
+    return np.where(class_pixels > 0, 1.0 / np.log(c + share), 0.0)

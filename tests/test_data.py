@@ -464,3 +464,86 @@ def test_write_folder_round_trips_through_folder_source(tmp_path):
     for a, b in pairs:
         np.testing.assert_array_equal(a["image"], b["image"])
         np.testing.assert_array_equal(a["mask"], b["mask"])
+
+
+# --- split expressions: several splits, sequences held out, split lists ----------------------
+
+
+def _sequence_folder(root):
+    """CamVid's layout with two 'sequences' in train (AA_*, BB_*) and one in val (CC_*); each
+    image is filled with its index, so a selection can be read back from the pixels."""
+    stems = {"train": ["AA_001", "AA_002", "BB_001", "BB_002", "BB_003"], "val": ["CC_001"]}
+    index = 0
+    for split, names in stems.items():
+        for stem in names:
+            image = np.full((12, 16, 3), index, np.uint8)
+            mask = np.full((12, 16), index % 3, np.uint8)
+            _write_pair(root / split, root / f"{split}annot", stem, image, mask)
+            index += 1
+    return {stem: k for k, stem in enumerate(stems["train"] + stems["val"])}
+
+
+def _indices(source):
+    return [int(image[0, 0, 0]) for image, _ in _examples(source)]
+
+
+@pytest.mark.parametrize(
+    "split, stems",
+    [
+        ("train+val", ["AA_001", "AA_002", "BB_001", "BB_002", "BB_003", "CC_001"]),
+        ("val+train[AA]", ["CC_001", "AA_001", "AA_002"]),
+        ("train[-BB]+val", ["AA_001", "AA_002", "CC_001"]),
+        ("train[BB]", ["BB_001", "BB_002", "BB_003"]),
+        ("train[AA_002,BB_003]", ["AA_002", "BB_003"]),
+        ("train[BB,-BB_002]", ["BB_001", "BB_003"]),
+    ],
+)
+def test_split_expressions_select_by_split_and_prefix(tmp_path, split, stems):
+    index = _sequence_folder(tmp_path)
+    source = data.load_source(f"folder:{tmp_path}", split, num_classes=3)
+    assert source.num_examples == len(stems)
+    assert _indices(source) == [index[s] for s in stems]
+    assert split in source.name
+
+
+def test_split_list_file_keeps_the_listed_stems(tmp_path):
+    index = _sequence_folder(tmp_path / "data")
+    listing = tmp_path / "list.txt"  # SegNet's train.txt form: "image annotation" paths
+    listing.write_text(
+        "# held-in frames\n/SegNet/CamVid/train/BB_003.png /SegNet/CamVid/trainannot/BB_003.png\n"
+        "AA_001.png\n\n"
+    )
+    source = data.load_source(f"folder:{tmp_path / 'data'}", f"train[@{listing}]", num_classes=3)
+    assert _indices(source) == [index["AA_001"], index["BB_003"]]
+
+
+@pytest.mark.parametrize(
+    "split, match",
+    [
+        ("train[ZZ]", r"selects no example"),
+        ("train+train", r"reads .*AA_001.png twice"),
+        ("train[]", r"empty selection"),
+        ("train[-]", r"'-' without a prefix"),
+        ("train+", r"empty part"),
+        ("train[AA", r"cannot read"),
+        ("test", r"no 'test' split"),
+        ("train[@missing.txt]", r"missing.txt: cannot read the split list"),
+    ],
+)
+def test_bad_split_expressions_are_named(tmp_path, split, match):
+    _sequence_folder(tmp_path)
+    with pytest.raises((ValueError, FileNotFoundError), match=match):
+        data.load_source(f"folder:{tmp_path}", split, num_classes=3)
+
+
+def test_plus_concatenates_any_source_and_selections_need_a_folder():
+    both = data.load_source("synthetic:4:32x40", "train+val", num_classes=4)
+    train = data.load_source("synthetic:4:32x40", "train", num_classes=4)
+    val = data.load_source("synthetic:4:32x40", "val", num_classes=4)
+    assert both.num_examples == 8 and both.classes_present is None
+    expected = _examples(train) + _examples(val)
+    for (image, mask), (want_image, want_mask) in zip(_examples(both), expected, strict=True):
+        np.testing.assert_array_equal(image, want_image)
+        np.testing.assert_array_equal(mask, want_mask)
+    with pytest.raises(ValueError, match="needs a folder: data set"):
+        data.load_source("synthetic:4", "train[AA]")

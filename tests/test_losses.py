@@ -1,3 +1,5 @@
+import math
+
 import numpy as np
 import pytest
 
@@ -90,3 +92,14 @@ def test_loss_survives_serialization():
     loss = losses.SegmentationCrossEntropy(11, class_weights=[1.0, 2.0], ohem_threshold=0.7)
     clone = losses.SegmentationCrossEntropy.from_config(loss.get_config())
     assert clone.get_config() == loss.get_config()
+
+
+def test_log_frequency_weights_hand_computed():
+    # 10 px of class 0, 2 of class 1, 4 of class 2, none of class 3: shares 10/16, 2/16, 4/16.
+    histograms = np.array([[6, 2, 0, 0], [4, 0, 4, 0]])
+    weights = losses.log_frequency_weights(histograms, c=1.10)
+    expected = [1 / math.log(1.10 + share) for share in (10 / 16, 2 / 16, 4 / 16)] + [0.0]
+    np.testing.assert_allclose(weights, expected)
+    assert weights[1] > weights[2] > weights[0]  # rarer classes weigh more, up to 1/ln(c)
+    with pytest.raises(ValueError, match="c must be above 1"):
+        losses.log_frequency_weights(histograms, c=1.0)

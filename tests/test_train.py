@@ -333,3 +333,35 @@ def test_recipe_switches_parse_and_reach_the_pipeline():
     plain = first_batch(colour=False)
     np.testing.assert_array_equal(plain, first_batch(colour=False))
     assert not np.array_equal(plain, first_batch(colour=True))
+
+
+def test_train_on_several_splits_holding_a_sequence_out(tmp_path, capsys):
+    """`--split train[-BB]+val` trains on sequence AA and val, `--val-split train[BB]` validates
+    on the held-out sequence BB; the log class weights are ENet's formula over those masks."""
+    rng = np.random.default_rng(0)
+    masks = {}
+    for split, stems in {"train": ["AA_1", "AA_2", "BB_1"], "val": ["CC_1"]}.items():
+        (tmp_path / "data" / split).mkdir(parents=True)
+        (tmp_path / "data" / f"{split}annot").mkdir()
+        for stem in stems:
+            masks[stem] = rng.integers(0, 12, (64, 80), dtype=np.uint8)  # 11: CamVid's void
+            Image.fromarray(rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)).save(
+                tmp_path / "data" / split / f"{stem}.png"
+            )
+            Image.fromarray(masks[stem]).save(tmp_path / "data" / f"{split}annot" / f"{stem}.png")
+    argv = ["train", "--dataset", f"folder:{tmp_path / 'data'}", "--split", "train[-BB]+val",
+            "--val-split", "train[BB]", "--epochs", "1", "--steps-per-epoch", "1",
+            "--batch-size", "2", "--crop", "64x64", "--no-aux2", "--verbose", "0",
+            "--class-weighting", "--class-weights", "log", "--class-weight-c", "1.1",
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "(train[-BB]+val, camvid layout, 3 examples)" in out
+    assert "(train[BB], camvid layout, 1 examples)" in out
+    counts = sum(np.bincount(masks[s].ravel(), minlength=12)[:11] for s in ("AA_1", "AA_2", "CC_1"))
+    expected = 1 / np.log(1.1 + counts / counts.sum())
+    printed = out.split("log class weights: ")[1].splitlines()[0].split(", ")
+    np.testing.assert_allclose([float(w) for w in printed], expected, rtol=2e-3)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["split"] == "train[-BB]+val" and saved["class_weights"] == "log"
+    assert (tmp_path / "run" / "model.keras").exists()

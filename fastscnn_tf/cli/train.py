@@ -46,9 +46,13 @@ class TrainConfig:
         "training data: synthetic[:N[:HxW]] | folder:PATH | cityscapes:PATH | tfds:NAME",
     )
     out: str = field("runs/fastscnn", "output folder (the same command resumes a killed run)")
-    split: str = field("train", "training split")
+    split: str = field(
+        "train",
+        "training split expression: train, train+val, train[-0006R0]+val (folder: hold out "
+        "file-name prefixes), train[@list.txt]",
+    )
     val_dataset: str | None = field(None, "validation data spec (default: --dataset)")
-    val_split: str = field("val", "validation split")
+    val_split: str = field("val", "validation split expression, e.g. val or train[0006R0]")
     epochs: int = field(100, "number of epochs")
     steps_per_epoch: int | None = field(None, "steps per epoch (default: examples // batch)")
     val_steps: int | None = field(None, "validation batches per epoch (default: all)")
@@ -76,7 +80,13 @@ class TrainConfig:
     aux_weight: float = field(0.4, "weight of each auxiliary loss")
     ohem: bool = field(False, "online hard example mining (threshold 0.7)")
     ohem_min_kept: int = field(100_000, "OHEM keeps at least this many pixels per batch")
-    class_weighting: bool = field(False, "median-frequency class weights from the training masks")
+    class_weighting: bool = field(False, "class weights from the training masks (--class-weights)")
+    class_weights: str = field(
+        "median",
+        "with --class-weighting: median frequency, or ENet's log weights 1/ln(c + p)",
+        choices=("median", "log"),
+    )
+    class_weight_c: float = field(1.02, "c of the log class weights (ENet 1.02, CGNet 1.10)")
     num_classes: int | None = field(None, "number of classes (default: from the data)")
     ignore_index: int | None = field(None, "label value to ignore (default: from the data)")
     class_names: str | None = field(None, "labels.txt with class names and colours")
@@ -138,10 +148,16 @@ def setup(config):
         )
     class_weights = None
     if config.class_weighting:
-        class_weights = setup_lib.median_frequency_class_weights(
-            train_source, num_classes, labels.ignore_index
+        class_weights = setup_lib.class_weights_of(
+            train_source,
+            num_classes,
+            labels.ignore_index,
+            config.class_weights,
+            config.class_weight_c,
         )
-        print("median-frequency class weights: " + ", ".join(f"{w:.3g}" for w in class_weights))
+        print(
+            f"{config.class_weights} class weights: " + ", ".join(f"{w:.3g}" for w in class_weights)
+        )
     with strategy.scope():
         model = setup_lib.build_training_model(config, num_classes, total_steps, class_weights)
         start_step = cb.Backup.restore(os.path.join(out, "backup"), model)

@@ -69,6 +69,8 @@ def check_config(config):
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}.")
     if not config.lr > 0:
         raise ValueError(f"--lr must be positive, got {config.lr}.")
+    if config.class_weight_c <= 1:
+        raise ValueError(f"--class-weight-c must be above 1, got {config.class_weight_c}.")
     if config.warmup_steps < 0 or config.weight_decay < 0 or config.aux_weight < 0:
         raise ValueError("--warmup-steps, --weight-decay and --aux-weight must not be negative.")
     if config.init_from:
@@ -109,12 +111,17 @@ def load_data(config):
     return train, val
 
 
-def median_frequency_class_weights(source, num_classes, ignore_index, max_examples=2000):
-    histograms = [
-        losses_lib.class_histogram(example["mask"], num_classes, ignore_index)
-        for example in source.dataset.take(max_examples).as_numpy_iterator()
-    ]
-    return losses_lib.median_frequency_weights(np.stack(histograms)).tolist()
+def class_weights_of(source, num_classes, ignore_index, kind="median", c=1.02, max_examples=2000):
+    """Class weights from the training masks: `median` frequency or ENet's `log` weights."""
+    histograms = np.stack(
+        [
+            losses_lib.class_histogram(example["mask"], num_classes, ignore_index)
+            for example in source.dataset.take(max_examples).as_numpy_iterator()
+        ]
+    )
+    if kind == "log":
+        return losses_lib.log_frequency_weights(histograms, c).tolist()
+    return losses_lib.median_frequency_weights(histograms).tolist()
 
 
 def resolve(config, train):

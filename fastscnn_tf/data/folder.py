@@ -10,6 +10,7 @@ import tensorflow as tf
 from PIL import Image
 
 from fastscnn_tf import labels as labels_lib
+from fastscnn_tf.data import splits
 from fastscnn_tf.data.source import Source, names_file_labels
 from fastscnn_tf.labels import LabelSet
 
@@ -243,10 +244,38 @@ def _check_labels(pairs, inspected, labels, colour_table, root):
     return kind
 
 
+def split_pairs(root, split):
+    """`(pairs, layout)` of a split expression (`fastscnn_tf.data.splits`): the pairs of each
+    split in turn, narrowed to the stems it selects; the layout is the first split's."""
+    pairs, layout = [], None
+    for term in splits.parse_split(split):
+        image_dir, mask_dir, term_layout = folder_split_dirs(root, term.name)
+        layout = layout or term_layout
+        found = pair_files(image_dir, mask_dir)
+        if term.selects:
+            by_stem = {os.path.splitext(os.path.basename(i))[0]: (i, m) for i, m in found}
+            chosen = splits.select(list(by_stem), term)
+            if not chosen:
+                raise ValueError(
+                    f"{root}: split {split!r} selects no example of {image_dir} "
+                    f"(keep {list(term.keep) or 'all'}, drop {list(term.drop) or 'none'}"
+                    + (f", listed in {term.list_file}" if term.list_file else "")
+                    + ")."
+                )
+            found = [by_stem[stem] for stem in chosen]
+        pairs.extend(found)
+    seen = set()
+    for image, _ in pairs:
+        if image in seen:
+            raise ValueError(f"{root}: split {split!r} reads {image} twice.")
+        seen.add(image)
+    return pairs, layout
+
+
 def folder_source(root, split, num_classes, ignore_index, class_names):
+    """One split expression of a folder data set, every pair checked (see the module)."""
     root = os.path.expanduser(root)
-    image_dir, mask_dir, layout = folder_split_dirs(root, split)
-    pairs = pair_files(image_dir, mask_dir)
+    pairs, layout = split_pairs(root, split)
     labels = _folder_labels(root, layout, num_classes, ignore_index, class_names)
     if not 0 <= labels.ignore_index <= 255:
         raise ValueError(f"{root}: ignore_index {labels.ignore_index}: masks are 8-bit (0..255).")

@@ -23,7 +23,9 @@ from PIL import Image
 
 from fastscnn_tf import augment as aug
 from fastscnn_tf import labels as labels_lib
+from fastscnn_tf.data import splits
 from fastscnn_tf.data.folder import folder_source
+from fastscnn_tf.data.source import Source
 from fastscnn_tf.data.synthetic import synthetic_source
 from fastscnn_tf.data.tfds_source import cityscapes_source, tfds_source
 from fastscnn_tf.files import save_png_atomic
@@ -46,7 +48,9 @@ def load_source(
 
     Args:
         spec: `synthetic[:N[:HxW]]`, `folder:PATH`, `cityscapes:PATH` or `tfds:NAME`.
-        split: `train`, `val` or `test`.
+        split: a split expression: `train`, `val`, `test`, `train+val`, and for folders
+            selections by file-name prefix or list such as `train[-0006R0]+val` (see
+            `fastscnn_tf.data.splits`).
         num_classes: expected number of classes; checked against the data and the names file.
         ignore_index: mask value to ignore; default 255.
         class_names: path of a `labels.txt` (`name<TAB>#RRGGBB` per line).
@@ -55,6 +59,20 @@ def load_source(
     if ignore_index is not None and not 0 <= ignore_index <= 255:
         raise ValueError(f"--ignore-index {ignore_index}: masks are 8-bit, use 0..255.")
     kind, _, arg = str(spec).partition(":")
+    terms = splits.parse_split(split)
+    if kind != "folder" and any(term.selects for term in terms):
+        raise ValueError(
+            f"split {split!r}: selecting examples by file name needs a folder: data set, "
+            f"not {spec!r}."
+        )
+    if kind != "folder" and len(terms) > 1:
+        common = {
+            "num_classes": num_classes,
+            "ignore_index": ignore_index,
+            "class_names": class_names,
+            "seed": seed,
+        }
+        return concatenate([load_source(spec, term.name, **common) for term in terms])
     if kind == "synthetic":
         return synthetic_source(arg, split, num_classes, ignore_index, class_names, seed)
     if not arg:
@@ -68,6 +86,26 @@ def load_source(
     raise ValueError(
         f"--dataset {spec!r}: unknown kind {kind!r}; use synthetic[:N[:HxW]], folder:PATH, "
         "cityscapes:PATH or tfds:NAME."
+    )
+
+
+def concatenate(sources):
+    """One `Source` of several splits in order; they must share their labels."""
+    first = sources[0]
+    for other in sources[1:]:
+        if other.labels != first.labels:
+            raise ValueError(f"{other.name} and {first.name} have different classes.")
+    dataset = first.dataset
+    for other in sources[1:]:
+        dataset = dataset.concatenate(other.dataset)
+    counts = [s.num_examples for s in sources]
+    present = [s.classes_present for s in sources]
+    return Source(
+        dataset,
+        first.labels,
+        None if None in counts else sum(counts),
+        " + ".join(s.name for s in sources),
+        classes_present=None if None in present else max(present),
     )
 
 
