@@ -4,6 +4,7 @@ checks that let a command refuse an unwritable output before it does any work.""
 import contextlib
 import os
 import re
+import shutil
 import tempfile
 
 # Temporary names: `.tmp-<pid>-<mkstemp's 8 characters>-<target name>`; older versions wrote
@@ -48,35 +49,69 @@ def _remove_quietly(path):
 @contextlib.contextmanager
 def atomic_paths(paths):
     """Yield one temporary path beside each of `paths`; when the block succeeds every one
-    replaces its target, renamed only after all were written, so the files appear together
-    (bar a kill between the renames), otherwise they are all removed. Temporary names keep
-    the target's suffix, so writers that pick a format from the name (`.keras`, `.png`,
-    `.weights.h5`) work unchanged; stale temporaries of the same targets are removed first."""
-    paths, temporaries = list(paths), []
+    replaces its target, renamed only after all were written, so the files appear together,
+    otherwise they are all removed. A rename that fails midway undoes the ones before it
+    (earlier files come back from hard links taken first), so the targets are all new or all
+    as they were (bar a kill between the renames). Temporary names keep the target's suffix,
+    so writers that pick a format from the name (`.keras`, `.png`, `.weights.h5`) work
+    unchanged; stale temporaries of the same targets are removed first."""
+    paths, temporaries = [os.fspath(p) for p in paths], []
     try:
         for path in paths:
-            directory = os.path.dirname(os.path.abspath(path))
-            os.makedirs(directory, exist_ok=True)
-            for stale in stale_temporaries(path):
-                _remove_quietly(stale)
-            fd, tmp = tempfile.mkstemp(
-                dir=directory,
-                prefix=f".tmp-{os.getpid()}-",
-                suffix="-" + os.path.basename(path),
-            )
-            os.close(fd)
-            temporaries.append(tmp)
+            temporaries.append(_temporary_beside(path))
         yield list(temporaries)
         mode = 0o666 & ~_umask()  # mkstemp creates 0600; give the usual file mode
         for tmp in temporaries:
             os.chmod(tmp, mode)
-        for tmp, path in zip(temporaries, paths, strict=True):
-            os.replace(tmp, path)
+        _replace_all(temporaries, paths)
     except BaseException:
         for tmp in temporaries:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         raise
+
+
+def _temporary_beside(path):
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    for stale in stale_temporaries(path):
+        _remove_quietly(stale)
+    fd, tmp = tempfile.mkstemp(
+        dir=directory, prefix=f".tmp-{os.getpid()}-", suffix="-" + os.path.basename(path)
+    )
+    os.close(fd)
+    return tmp
+
+
+def _replace_all(temporaries, paths):
+    """Rename each temporary onto its path; on a failure, put back what was renamed."""
+    if len(paths) == 1:
+        os.replace(temporaries[0], paths[0])
+        return
+    backups = {}
+    for path in paths:
+        if os.path.isfile(path):
+            backups[path] = _temporary_beside(path + ".previous")
+            try:  # a hard link costs nothing; a copy where the file system has none
+                os.link(path, backups[path] + ".link")
+                os.replace(backups[path] + ".link", backups[path])
+            except OSError:
+                shutil.copy2(path, backups[path])
+    done = []
+    try:
+        for tmp, path in zip(temporaries, paths, strict=True):
+            os.replace(tmp, path)
+            done.append(path)
+    except BaseException:
+        for path in done:
+            if path in backups:
+                os.replace(backups.pop(path), path)
+            else:
+                _remove_quietly(path)
+        raise
+    finally:
+        for backup in backups.values():
+            _remove_quietly(backup)
 
 
 @contextlib.contextmanager

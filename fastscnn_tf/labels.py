@@ -135,28 +135,47 @@ def parse_labels(text, source="labels.txt"):
 
 
 LABELS_FILE = "labels.txt"
+LABELS_SUFFIX = ".labels.txt"
+
+
+def own_labels_path(model_path):
+    """Where a model's own labels are written: `NAME.labels.txt` beside `NAME.tflite` (or
+    `NAME.keras`), so that models sharing a folder never share, or replace, one labels file."""
+    return os.path.splitext(os.path.abspath(model_path))[0] + LABELS_SUFFIX
 
 
 def labels_path_beside(model_path):
-    """Where a model's `labels.txt` lives: in the model's folder."""
+    """Where a model's labels live: its own `NAME.labels.txt`, else its folder's `labels.txt`
+    (a training run's folder, a preset, an export of an earlier version)."""
+    own = own_labels_path(model_path)
+    if os.path.isfile(own):
+        return own
     return os.path.join(os.path.dirname(os.path.abspath(model_path)), LABELS_FILE)
 
 
 def labels_for(model_path, num_classes=None):
-    """The `LabelSet` of a model file, or None where nothing names its classes: the
-    `labels.txt` beside it, else (a `.tflite`) the class names embedded in it, with default
-    colours. A `num_classes` that the labels do not match is an error naming the file."""
+    """The `LabelSet` of a model file, or None where nothing names its classes: its labels
+    file (`labels_path_beside`), else (a `.tflite`) the class names embedded in it, with
+    default colours. A labels file whose names differ from the embedded ones belongs to another
+    model, and a `num_classes` that the labels do not match is wrong too: errors naming the
+    files."""
     model_path = os.fspath(model_path)
     beside = labels_path_beside(model_path)
-    if os.path.isfile(beside):
-        labels, source = read_labels(beside), beside
-    elif model_path.lower().endswith(".tflite"):
+    embedded = None
+    if model_path.lower().endswith(".tflite"):
         from fastscnn_tf import metadata  # the archive appended to the flatbuffer
 
-        names = metadata.read_class_names(model_path)
-        if not names:
-            return None
-        labels, source = LabelSet(names, default_colors(len(names))), model_path
+        embedded = metadata.read_class_names(model_path) if os.path.isfile(model_path) else None
+    if os.path.isfile(beside):
+        labels, source = read_labels(beside), beside
+        if embedded and tuple(embedded) != tuple(labels.names):
+            raise ValueError(
+                f"{beside} names the classes {_few(labels.names)} but the model {model_path} "
+                f"was exported with {_few(embedded)}: the labels file belongs to another model "
+                f"(export the model again, or remove {os.path.basename(beside)})."
+            )
+    elif embedded:
+        labels, source = LabelSet(tuple(embedded), default_colors(len(embedded))), model_path
     else:
         return None
     if num_classes is not None and labels.num_classes != num_classes:
@@ -167,10 +186,15 @@ def labels_for(model_path, num_classes=None):
     return labels
 
 
+def _few(names, shown=4):
+    more = f", ... ({len(names)} in all)" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
 def tflite_with_labels(model_path, option, reader):
-    """`(model, labels)` paths of an exported `.tflite` with the labels.txt written beside it,
-    or a FileNotFoundError/ValueError naming `option` and the file; `reader` ("the app", "the
-    page") is what needs the labels."""
+    """`(model, labels)` paths of an exported `.tflite` with its labels file beside it, or a
+    FileNotFoundError/ValueError naming `option` and the file (also when the labels belong to
+    another model); `reader` ("the app", "the page") is what needs the labels."""
     model_path = os.fspath(model_path)
     check_input_file(model_path, option)
     with open(model_path, "rb") as f:
@@ -180,9 +204,14 @@ def tflite_with_labels(model_path, option, reader):
     labels_path = labels_path_beside(model_path)
     if not os.path.isfile(labels_path):
         raise FileNotFoundError(
-            f"{option} {model_path}: no {LABELS_FILE} beside it; {reader} reads the class names "
-            "and colours from the labels file exported with the model."
+            f"{option} {model_path}: no labels file beside it "
+            f"({os.path.basename(own_labels_path(model_path))} or {LABELS_FILE}); {reader} reads "
+            "the class names and colours from the labels file exported with the model."
         )
+    try:
+        labels_for(model_path)
+    except ValueError as error:
+        raise ValueError(f"{option} {model_path}: {error}") from None
     return model_path, labels_path
 
 

@@ -87,12 +87,12 @@ def test_interpreter_reproduces_the_committed_output(golden):
 
 
 def model_dir(tmp_path, labels_text=None):
-    """A copy of the golden model with labels.txt beside it, as `fastscnn export` leaves it."""
+    """A copy of the golden model with its labels beside it, as `fastscnn export` leaves it."""
     folder = tmp_path / "export"
     folder.mkdir()
     shutil.copyfile(GOLDEN_MODEL, folder / "model_int8_mask.tflite")
     labels = labels_text if labels_text is not None else read("labels.txt").decode()
-    (folder / "labels.txt").write_text(labels, encoding="utf-8")
+    (folder / "model_int8_mask.labels.txt").write_text(labels, encoding="utf-8")
     return folder / "model_int8_mask.tflite"
 
 
@@ -159,7 +159,7 @@ def test_copy_assets_explains_missing_or_wrong_files(tmp_path):
         android.copy_assets(not_a_model, tmp_path / "assets")
     fake = tmp_path / "fake.tflite"
     fake.write_bytes(b"\0\0\0\0TFL3")
-    with pytest.raises(FileNotFoundError, match="no labels.txt beside"):
+    with pytest.raises(FileNotFoundError, match="no labels file beside it"):
         android.copy_assets(fake, tmp_path / "assets")
     assert not (tmp_path / "assets").exists()
 
@@ -167,9 +167,12 @@ def test_copy_assets_explains_missing_or_wrong_files(tmp_path):
 @needs_model
 def test_copy_assets_rejects_labels_the_model_cannot_use(tmp_path):
     too_many = "# ignore_index=1000\n" + "".join(f"class {i}\n" for i in range(300))
-    with pytest.raises(ValueError, match="256 classes, but labels.txt has 300"):
+    with pytest.raises(ValueError, match="the labels file belongs to another model"):
         android.copy_assets(model_dir(tmp_path, too_many), tmp_path / "assets")
     assert not (tmp_path / "assets").exists()
+    # Without class names inside the file, the uint8 mask's limit is what refuses them.
+    with pytest.raises(ValueError, match="256 classes, but labels.txt has 300"):
+        android.output_kind(info((1, 8, 8, 3), "uint8"), info((1, 8, 8), "uint8"), 300)
 
 
 def info(shape, dtype, scale=0.0):

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter, OpResolverType
+from PIL import Image
 
 from fastscnn_tf import cli, export
 from fastscnn_tf import labels as labels_lib
@@ -178,10 +179,11 @@ def test_output_stride_8_is_the_classifier_map(model, exported):
     np.testing.assert_allclose(result, expected, atol=1e-4)
 
 
-def test_labels_txt_written_beside_model(exported):
+def test_labels_written_beside_model_as_its_own_file(exported):
     path = exported("float32", "mask")
-    labels = labels_lib.read_labels(os.path.join(os.path.dirname(path), "labels.txt"))
-    assert labels == labels_lib.generic(NUM_CLASSES)
+    own = os.path.splitext(path)[0] + ".labels.txt"
+    assert labels_lib.read_labels(own) == labels_lib.generic(NUM_CLASSES)
+    assert not os.path.exists(os.path.join(os.path.dirname(path), "labels.txt"))
 
 
 @pytest.mark.slow
@@ -231,7 +233,7 @@ def test_cli_exports_int8_calibrated_on_the_data_pipeline(tmp_path, model, capsy
     assert "calibrating int8 on 4 images of synthetic:6" in capsys.readouterr().out
     interpreter = _interpreter(output)
     assert interpreter.get_input_details()[0]["dtype"] == np.uint8
-    assert (tmp_path / "out" / "labels.txt").exists()
+    assert (tmp_path / "out" / "m.labels.txt").exists()
 
 
 def test_convert_script_writes_beside_itself(tmp_path, model, monkeypatch):
@@ -246,7 +248,7 @@ def test_convert_script_writes_beside_itself(tmp_path, model, monkeypatch):
     argv = [str(tmp_path / "net.keras"), "--size", "64x64", "--precision", "float32"]
     assert convert_script.main(argv) == 0
     assert (tmp_path / "net_64x64_float32_mask.tflite").exists()
-    assert (tmp_path / "labels.txt").exists()
+    assert (tmp_path / "net_64x64_float32_mask.labels.txt").exists()
 
 
 def test_default_output_name():
@@ -386,3 +388,55 @@ def test_unaligned_size_exports_the_padded_network(tmp_path):
     expected = fine[: size[0], : size[1]].argmax(-1)
     got = load_runtime(path).segment(image[None])[0]
     assert (got == expected).mean() > 0.999
+
+
+def test_a_second_export_into_the_folder_keeps_the_first_ones_labels(tmp_path, capsys):
+    """Each export writes `NAME.labels.txt`: the first model keeps its labels byte for byte,
+    and a shared labels.txt that disagrees with a model's embedded names is refused."""
+    import hashlib
+
+    from fastscnn_tf.cli import android, serve
+
+    def trained(folder, classes, names):
+        folder.mkdir()
+        FastSCNN(classes).save(folder / "model.keras")
+        labels_lib.write_labels(folder / "labels.txt", labels_lib.LabelSet(
+            names, labels_lib.default_colors(classes), 255))  # fmt: skip
+        return folder / "model.keras"
+
+    streets = trained(tmp_path / "streets", 3, ("road", "car", "sky"))
+    rooms = trained(tmp_path / "rooms", 4, ("wall", "floor", "chair", "table"))
+    out = tmp_path / "tflite"
+    for model, name in ((streets, "streets"), (rooms, "rooms")):
+        argv = ["export", str(model), "--size", "64x64", "--precision", "float32",
+                "--output", str(out / f"{name}.tflite"), "--no-metadata"]  # fmt: skip
+        assert cli.main(argv) == 0
+        if name == "streets":
+            first = {p: hashlib.sha256((out / p).read_bytes()).hexdigest()
+                     for p in ("streets.tflite", "streets.labels.txt")}  # fmt: skip
+    assert {p: hashlib.sha256((out / p).read_bytes()).hexdigest() for p in first} == first
+    assert labels_lib.labels_for(out / "streets.tflite").names == ("road", "car", "sky")
+    assert labels_lib.labels_for(out / "rooms.tflite").names == ("wall", "floor", "chair", "table")
+    assert sorted(os.listdir(out)) == [
+        "rooms.labels.txt", "rooms.tflite", "streets.labels.txt", "streets.tflite"]  # fmt: skip
+
+    # An older export's folder: one labels.txt that belongs to the other model.
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "streets.tflite").write_bytes((out / "streets.tflite").read_bytes())
+    (old / "labels.txt").write_bytes((out / "rooms.labels.txt").read_bytes())
+    Image.fromarray(_images(1)[0]).save(tmp_path / "photo.png")
+    capsys.readouterr()
+    commands = [
+        ["predict", str(tmp_path / "photo.png"), "--model", str(old / "streets.tflite"),
+         "--out", str(tmp_path / "pred")],
+        ["android-assets", "--model", str(old / "streets.tflite"), "--dest", str(tmp_path / "a")],
+    ]  # fmt: skip
+    for argv in commands:
+        assert cli.main(argv) == 2, argv
+        assert "belongs to another model" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="belongs to another model"):
+        serve.check_model(str(old / "streets.tflite"))
+    with pytest.raises(ValueError, match="belongs to another model"):
+        android.copy_assets(old / "streets.tflite", tmp_path / "assets")
+    assert not (tmp_path / "pred").exists() and not (tmp_path / "assets").exists()

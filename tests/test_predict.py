@@ -1,3 +1,4 @@
+import hashlib
 import os
 
 import keras
@@ -86,7 +87,7 @@ def test_model_and_labels_that_disagree(model_path, tmp_path, capsys):
     argv = ["predict", str(tmp_path / "a.png"), "--model", str(folder / "m.tflite"),
             "--out", str(tmp_path / "out")]  # fmt: skip
     assert cli.main(argv) == 2
-    assert "labels.txt lists 7 classes but the model" in capsys.readouterr().err
+    assert "the labels file belongs to another model" in capsys.readouterr().err
 
 
 def test_missing_inputs(model_path, tmp_path):
@@ -194,3 +195,101 @@ def test_an_image_gets_all_three_outputs_or_none(model_path, tmp_path, monkeypat
     with pytest.raises(OSError, match="disk full"):
         predict.predict_file(runtime, str(tmp_path / "a.png"), str(out), LABELS)
     assert os.listdir(out) == []  # neither the two PNGs written nor their temporaries
+
+
+# --- never replace a user's file ----------------------------------------------------------------
+
+
+def _checksums(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+def test_out_in_the_input_folder_never_replaces_a_photo(model_path, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    rgb = synthetic.example(0, size=(64, 96))[0]
+    Image.fromarray(rgb).save(photos / "street.jpg")
+    Image.fromarray(rgb[::-1]).save(photos / "street_mask.png")  # a photo, named like an output
+    before = _checksums(photos)
+    argv = ["predict", str(photos), "--model", str(model_path), "--out", str(photos)]
+    assert cli.main(argv) == 2
+    assert "is the input folder" in capsys.readouterr().err
+    files = [str(photos / "street.jpg"), str(photos / "street_mask.png")]
+    argv = ["predict", *files, "--model", str(model_path), "--out", str(photos)]
+    assert cli.main(argv) == 2
+    assert "would replace the input" in capsys.readouterr().err
+    assert _checksums(photos) == before  # not one byte of a photo changed, nothing added
+
+
+def test_inputs_sharing_a_stem_get_outputs_of_their_own(model_path, tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    first, second = synthetic.example(0, size=(64, 96))[0], synthetic.example(1, size=(64, 96))[0]
+    Image.fromarray(first).save(photos / "dup.png")
+    Image.fromarray(second).save(photos / "dup.bmp")
+    out = tmp_path / "out"
+    assert cli.main(["predict", str(photos), "--model", str(model_path), "--out", str(out)]) == 0
+    runtime = load_runtime(model_path)
+    for name, rgb in (("dup_png", first), ("dup_bmp", second)):
+        classes = np.asarray(Image.open(out / f"{name}_classes.png"))
+        np.testing.assert_array_equal(classes, runtime.segment(rgb[None])[0])
+    assert len(os.listdir(out)) == 6
+
+
+def test_a_second_run_does_not_replace_the_first_without_overwrite(model_path, tmp_path, capsys):
+    Image.fromarray(synthetic.example(0, size=(64, 96))[0]).save(tmp_path / "a.png")
+    out = tmp_path / "out"
+    argv = ["predict", str(tmp_path / "a.png"), "--model", str(model_path), "--out", str(out)]
+    assert cli.main(argv) == 0
+    (out / "a_mask.png").write_bytes(b"the user's own edit")
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "exist already" in err and "--overwrite" in err
+    assert (out / "a_mask.png").read_bytes() == b"the user's own edit"
+    assert cli.main([*argv, "--overwrite"]) == 0
+    assert (out / "a_mask.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_bad_photo_is_skipped_and_reported_at_the_end(model_path, tmp_path, capsys):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for k in range(3):
+        Image.fromarray(synthetic.example(k, size=(64, 96))[0]).save(photos / f"p{k}.png")
+    (photos / "p1.png").write_bytes(b"\x89PNG\r\n\x1a\nbroken")
+    out = tmp_path / "out"
+    assert cli.main(["predict", str(photos), "--model", str(model_path), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    assert "[3/3]" in captured.out and "1 of 3 image(s) failed" in captured.err
+    assert "p1.png: not a readable image" in captured.err
+    assert sorted(os.listdir(out)) == sorted(
+        f"p{k}_{kind}.png" for k in (0, 2) for kind in predict.OUTPUT_KINDS
+    )
+    broken_only = tmp_path / "broken"
+    broken_only.mkdir()
+    (broken_only / "x.png").write_bytes(b"not an image")
+    argv = ["predict", str(broken_only), "--model", str(model_path), "--out", str(tmp_path / "o2")]
+    assert cli.main(argv) == 2
+    assert not (tmp_path / "o2").exists()  # --out appears with the first output, not before
+
+
+def test_a_rename_that_fails_midway_puts_the_earlier_files_back(tmp_path, monkeypatch):
+    from fastscnn_tf import files
+
+    targets = [tmp_path / "a_mask.png", tmp_path / "a_overlay.png", tmp_path / "a_classes.png"]
+    targets[0].write_bytes(b"old mask")
+    original, calls = os.replace, []
+
+    def replace(source, destination):
+        calls.extend([destination] if destination in map(str, targets) else [])
+        if len(calls) == 2 and destination == calls[-1] and destination == str(targets[1]):
+            raise OSError("disk full")
+        return original(source, destination)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(OSError, match="disk full"):
+        with files.atomic_paths(targets) as temporaries:
+            for tmp in temporaries:
+                open(tmp, "wb").write(b"new")
+    monkeypatch.setattr(os, "replace", original)
+    assert targets[0].read_bytes() == b"old mask"
+    assert sorted(os.listdir(tmp_path)) == ["a_mask.png"]  # no new file, no temporary

@@ -278,6 +278,29 @@ def test_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
     assert len(model.outputs) == 1 and model.input_shape == (None, None, None, 3)
 
 
+def test_ctrl_c_prints_one_line_and_the_same_command_resumes(tmp_path):
+    out = tmp_path / "run"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user
+    victim = subprocess.Popen(
+        _train_command(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    deadline = time.time() + 600
+    while _backup_step(out) < 2 and victim.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    victim.send_signal(signal.SIGINT)
+    _, stderr = victim.communicate(timeout=120)
+    assert victim.returncode == 130
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, stderr[-3000:]
+    assert lines[0].startswith("fastscnn train: interrupted at step ")
+    assert "the same command resumes from the backup of step" in lines[0]
+    step = _backup_step(out)
+    assert step >= 2 and f"step {step} in {out}" in lines[0]
+    resumed = subprocess.run(_train_command(out), env=_env(), capture_output=True, text=True)
+    assert resumed.returncode == 0 and f"resuming at step {step}" in resumed.stdout
+
+
 # --- learning --------------------------------------------------------------------------------
 
 

@@ -266,7 +266,7 @@ def test_serve_cli_bad_arguments(tmp_path, capsys):
         (["--model", str(tmp_path / "missing.tflite")], "--model"),
         (["--model", str(tmp_path)], "--model"),
         (["--model", str(not_model)], "not a TFLite model"),
-        (["--model", str(no_labels)], "no labels.txt beside it"),
+        (["--model", str(no_labels)], "no labels file beside it"),
         (["--model", "", "--port", "70000"], "--port 70000"),
         (["--model", "", "--port", "-1"], "--port -1"),
     ]

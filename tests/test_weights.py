@@ -210,8 +210,9 @@ def test_cli_imports_npz_and_reports_errors(tmp_path, state, imported, capsys):
     output = tmp_path / "out" / "model.keras"
     argv = ["import-weights", str(checkpoint), "--output", str(output), "--aux"]
     assert not cli.main([*argv, "--num-classes", "19"])
-    assert sorted(p.name for p in output.parent.iterdir()) == ["labels.txt", "model.keras"]
-    assert read_labels(output.parent / "labels.txt") == CITYSCAPES  # --labels auto, 19 classes
+    assert sorted(p.name for p in output.parent.iterdir()) == ["model.keras", "model.labels.txt"]
+    # --labels auto, 19 classes
+    assert read_labels(output.parent / "model.labels.txt") == CITYSCAPES
     umask = os.umask(0)
     os.umask(umask)
     assert output.stat().st_mode & 0o777 == 0o666 & ~umask  # not mkstemp's private 0600

@@ -3,7 +3,7 @@
     python tflite/convert.py runs/camvid/model.keras --size 360x480 --precision int8
 
 Takes the same options as `fastscnn export` (see `--help`); without `--output` the model is
-written into this folder, with `labels.txt` beside it.
+written into this folder, with its labels beside it (`NAME.labels.txt`).
 """
 
 import os

@@ -100,3 +100,6 @@ def main(argv=None):
     except USER_ERRORS as error:
         print(f"fastscnn {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt as interrupt:  # Ctrl-C: one line, the shell's status for SIGINT
+        print(f"fastscnn {args.command}: {interrupt or 'interrupted'}", file=sys.stderr)
+        return 130

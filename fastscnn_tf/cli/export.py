@@ -8,12 +8,14 @@ Only TFLite builtin ops are allowed, so the file runs on any LiteRT build withou
 
 int8 is full-integer post-training quantization, calibrated on un-augmented images from the
 training pipeline. Metadata (input normalisation, class names) is embedded for MediaPipe and
-`labels.txt` (names and colours) is written beside the model for the Android app.
+`NAME.labels.txt` (names and colours) is written beside `NAME.tflite` for the Android app and
+the browser page: each model its own, so exports that share a folder keep their labels.
 """
 
 import dataclasses
 import os
 
+from fastscnn_tf import labels as labels_lib
 from fastscnn_tf import presets
 from fastscnn_tf.cli.config import field, parse_size
 from fastscnn_tf.export import (
@@ -86,5 +88,6 @@ def run(config):
         metadata=config.metadata,
     )
     path = exporter.export(output)
-    print(f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB) and labels.txt beside it")
+    labels = labels_lib.own_labels_path(path)
+    print(f"wrote {path} ({os.path.getsize(path) / 1e6:.2f} MB) and {labels}")
     return 0

@@ -65,7 +65,7 @@ def run(config):
     classes = model.get_layer("cls_conv").filters
     labels = label_set(config.labels, classes)
     save_model_atomic(model, config.output)
-    labels_path = labels_lib.labels_path_beside(config.output)
+    labels_path = labels_lib.own_labels_path(config.output)
     labels_lib.write_labels(labels_path, labels)
     print(
         f"imported {len(model.weights)} tensors from {config.checkpoint} -> {config.output} "

@@ -5,6 +5,12 @@ For each image it writes `<name>_mask.png` (each pixel in its class colour),
 `<name>_classes.png` (8-bit class indices, lossless, for tools). The three are written to
 temporary files first and then renamed together, so an image gets all of them or none.
 
+A user's files are never replaced: every output name is planned before the first image runs;
+inputs that share a stem (`dup.jpg`, `dup.png`) get the extension in their names
+(`dup_jpg_mask.png`); `--out` may not be an input folder, and an output that is an input or
+already exists (unless `--overwrite`) stops the run before it starts. A bad image is reported
+and skipped; the run goes on and ends with the list of failures and exit status 2.
+
 Memory stays bounded for large photos: the network sees the photo scaled so that its long side
 is at most `--max-size` (a model with a static input then resizes it to that input), and the
 class map is scaled back to the photo (nearest), so every output has the image's own size. A
@@ -22,6 +28,7 @@ TensorFlow is imported by `run` (through the runtime), not by this module, so th
 
 import dataclasses
 import os
+import sys
 import warnings
 
 import numpy as np
@@ -55,10 +62,15 @@ class PredictConfig:
         "photo's size (0: full resolution)",
     )
     num_threads: int | None = field(None, "TFLite interpreter threads (default: LiteRT's)")
+    overwrite: bool = field(False, "replace outputs of an earlier run in --out (never inputs)")
+
+
+OUTPUT_KINDS = ("mask", "overlay", "classes")
 
 
 def find_images(inputs):
-    """Image files named directly or found (not recursively) in the given folders, sorted."""
+    """Image files named directly or found (not recursively) in the given folders, sorted;
+    a file reached twice (named and in a folder) counts once."""
     paths = []
     for item in inputs:
         if os.path.isdir(item):
@@ -76,7 +88,57 @@ def find_images(inputs):
             raise FileNotFoundError(f"input {item} does not exist.")
     if not paths:
         raise ValueError("no input images given.")
-    return paths
+    seen, unique = set(), []
+    for path in paths:
+        if os.path.realpath(path) not in seen:
+            seen.add(os.path.realpath(path))
+            unique.append(path)
+    return unique
+
+
+def plan_outputs(paths, out_dir):
+    """`{input: {kind: output path}}`, one distinct name per input: its stem, or where inputs
+    share a stem the stem and extension (`dup_jpg`), and a counter if that is taken too."""
+    split = [os.path.splitext(os.path.basename(p)) for p in paths]
+    stems = [stem for stem, _ in split]
+    used, plan = set(), {}
+    for path, (stem, ext) in zip(paths, split, strict=True):
+        name = stem if stems.count(stem) == 1 else f"{stem}_{ext.lstrip('.').lower()}"
+        base, number = name, 2
+        while name in used:
+            name, number = f"{base}-{number}", number + 1
+        used.add(name)
+        plan[path] = {kind: os.path.join(out_dir, f"{name}_{kind}.png") for kind in OUTPUT_KINDS}
+    return plan
+
+
+def check_plan(plan, inputs, out_dir, overwrite=False):
+    """Refuse, before any work, a run that would replace a user's file: `--out` an input
+    folder, an output that is an input, or (without `overwrite`) an output that exists."""
+    out_real = os.path.realpath(out_dir)
+    for item in inputs:
+        if os.path.isdir(item) and os.path.realpath(item) == out_real:
+            raise ValueError(
+                f"--out {out_dir} is the input folder {item}: the outputs would mix with the "
+                "photos (and a later run would read them as photos); choose another --out."
+            )
+    input_files = {os.path.realpath(p): p for p in plan}
+    existing = []
+    for outputs in plan.values():
+        for path in outputs.values():
+            if os.path.realpath(path) in input_files:
+                raise ValueError(
+                    f"--out {out_dir}: the output {path} would replace the input "
+                    f"{input_files[os.path.realpath(path)]}; choose another --out."
+                )
+            if os.path.lexists(path):
+                existing.append(path)
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"--out {out_dir}: {len(existing)} output file(s) exist already (e.g. "
+            f"{existing[0]}); pass --overwrite to replace an earlier run's outputs, or choose "
+            "another --out."
+        )
 
 
 def check_pixels(path, width, height, limit):
@@ -148,8 +210,11 @@ def segment_bounded(runtime, image, max_size):
     return imageops.resize_nearest(classes.astype(dtype), *size)
 
 
-def predict_file(runtime, path, out_dir, labels, opacity=0.5, max_size=DEFAULT_MAX_SIZE):
-    """Segment one image file and write its three PNGs; returns their paths."""
+def predict_file(
+    runtime, path, out_dir, labels, opacity=0.5, max_size=DEFAULT_MAX_SIZE, outputs=None
+):
+    """Segment one image file and write its three PNGs (`outputs`: `{kind: path}`, default
+    `<stem>_<kind>.png` in `out_dir`); returns their paths."""
     image, note = read_rgb(path)
     if note:
         print(f"note: {note}")
@@ -162,11 +227,8 @@ def predict_file(runtime, path, out_dir, labels, opacity=0.5, max_size=DEFAULT_M
     overlay = viz.add_legend(
         viz.blend(image, colours, opacity), viz.classes_by_area(classes, labels.num_classes), labels
     )
-    outputs = {
-        "mask": os.path.join(out_dir, f"{stem}_mask.png"),
-        "overlay": os.path.join(out_dir, f"{stem}_overlay.png"),
-        "classes": os.path.join(out_dir, f"{stem}_classes.png"),
-    }
+    if outputs is None:
+        outputs = {kind: os.path.join(out_dir, f"{stem}_{kind}.png") for kind in OUTPUT_KINDS}
     pictures = {"mask": colours, "overlay": overlay, "classes": classes.astype(np.uint8)}
     with atomic_paths(list(outputs.values())) as temporaries:
         for key, tmp in zip(outputs, temporaries, strict=True):
@@ -187,13 +249,29 @@ def run(config):
             "(0: full resolution)."
         )
     paths = find_images(config.inputs)
+    plan = plan_outputs(paths, config.out)
+    check_plan(plan, config.inputs, config.out, config.overwrite)
     runtime = load_runtime(config.model, num_threads=config.num_threads)
     labels = runtime.labels or labels_lib.generic(runtime.num_classes)
-    os.makedirs(config.out, exist_ok=True)
     size = "any size" if runtime.input_size is None else "x".join(map(str, runtime.input_size))
     shown = runtime.path if runtime.path == config.model else f"{config.model}: {runtime.path}"
     print(f"{runtime.kind} model {shown} ({size} input, {runtime.num_classes} classes)")
+    failures = []
     for index, path in enumerate(paths, start=1):
-        outputs = predict_file(runtime, path, config.out, labels, config.opacity, config.max_size)
+        try:  # one bad photo does not stop the others; --out appears with the first output
+            outputs = predict_file(
+                runtime, path, config.out, labels, config.opacity, config.max_size, plan[path]
+            )
+        except ValueError as error:
+            failures.append(str(error))
+            print(f"[{index}/{len(paths)}] {path}: skipped ({error})")
+            continue
         print(f"[{index}/{len(paths)}] {path} -> {outputs['overlay']}")
+    if failures:
+        print(
+            f"fastscnn predict: {len(failures)} of {len(paths)} image(s) failed:\n  "
+            + "\n  ".join(failures),
+            file=sys.stderr,
+        )
+        return 2
     return 0

@@ -83,7 +83,8 @@ class Exporter:
         self.labels, self.metadata = labels, metadata
 
     def export(self, output):
-        """Write the `.tflite` to `output` and `labels.txt` beside it; returns the path."""
+        """Write the `.tflite` to `output` and its labels to `NAME.labels.txt` beside it (its
+        own file: another model's labels in the folder are never touched); returns the path."""
         # 1. Refuse an output that cannot be written, before the minutes of conversion.
         check_output_file(output, "--output")
         # 2. The model and the classes it predicts.
@@ -114,7 +115,7 @@ class Exporter:
             output_name=self.spec.output_kind,
         )
         write_bytes_atomic(output, tflite_bytes)
-        labels_lib.write_labels(labels_lib.labels_path_beside(output), labels)
+        labels_lib.write_labels(labels_lib.own_labels_path(output), labels)
         return str(output)
 
     def _labels(self, num_classes):
