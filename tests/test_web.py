@@ -14,6 +14,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import threading
 import urllib.request
 
 import keras
@@ -319,3 +320,39 @@ def test_fastscnn_serve_prints_the_url_and_serves_the_model(models):
                     assert response.read() == f.read()
         finally:
             process.terminate()
+
+
+def test_serve_answers_only_local_hosts_and_real_paths(tmp_path):
+    """A DNS-rebinding page (Host: evil.example) gets nothing; a NUL in the path is a 400,
+    not a dropped connection; the page itself is served to 127.0.0.1, localhost and [::1]."""
+    import http.client
+
+    web = tmp_path / "web"
+    (web / serve.WASM_DIR).mkdir(parents=True)
+    (web / "index.html").write_text("<p>page</p>")
+    server = serve.make_server("", 0, web_dir=str(web))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    port = server.server_address[1]
+
+    def get(path, host):
+        connection = http.client.HTTPConnection(serve.HOST, port, timeout=10)
+        connection.putrequest("GET", path, skip_host=True)
+        connection.putheader("Host", host)
+        connection.endheaders()
+        response = connection.getresponse()
+        body = response.read()
+        connection.close()
+        return response.status, body
+
+    try:
+        for host in (f"127.0.0.1:{port}", f"localhost:{port}", "[::1]", f"[::1]:{port}"):
+            assert get("/index.html", host) == (200, b"<p>page</p>"), host
+        for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example", ""):
+            assert get("/index.html", host)[0] == 421, host
+        assert get("/index%00.html", f"127.0.0.1:{port}")[0] == 400
+        assert get("/index.html", f"127.0.0.1:{port}")[0] == 200  # still serving
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join()

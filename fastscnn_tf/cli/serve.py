@@ -84,6 +84,17 @@ def page_config(model_path):
     }
 
 
+ALLOWED_HOSTS = ("localhost", "127.0.0.1", "[::1]")
+
+
+def host_name(host):
+    """A Host header without its port: `127.0.0.1:8000` -> `127.0.0.1`, `[::1]:80` -> `[::1]`."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host.split("]", 1)[0] + "]"
+    return host.split(":", 1)[0]
+
+
 class Handler(http.server.SimpleHTTPRequestHandler):
     """Static files of `web/` plus the served model; no directory listings, no request log."""
 
@@ -103,7 +114,25 @@ class Handler(http.server.SimpleHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         super().end_headers()
 
+    def _refused(self):
+        """Answer, and return True for, a request this local server must not serve: a Host
+        that is not this machine (a DNS-rebinding page would read what is served) or a path
+        that no file can have (a NUL byte)."""
+        if host_name(self.headers.get("Host") or "") not in ALLOWED_HOSTS:
+            self.send_error(421, "Only localhost, 127.0.0.1 or [::1] may be asked")
+            return True
+        if "\0" in urllib.parse.unquote(urllib.parse.urlsplit(self.path).path):
+            self.send_error(400, "No such path")
+            return True
+        return False
+
+    def do_HEAD(self):
+        if not self._refused():
+            super().do_HEAD()
+
     def do_GET(self):
+        if self._refused():
+            return
         if urllib.parse.urlsplit(self.path).path == SERVED + "config.json":
             body = json.dumps(self.server.page_config).encode()
             self.send_response(200)
