@@ -68,14 +68,23 @@ def test_corrupt_and_unsupported_images_name_the_file(model_path, tmp_path):
         predict.predict_file(runtime, str(deep), str(tmp_path), LABELS)
 
 
-def test_small_image_for_a_dynamic_keras_model_names_the_file(tmp_path):
+def test_small_image_for_a_dynamic_keras_model_is_scaled_up_as_a_static_one(tmp_path):
+    """One rule for every model: the network sees at least 64x64, the outputs keep the photo's
+    size (a static .tflite resizes to its input; the dynamic .keras scales the photo up)."""
     path = tmp_path / "dynamic.keras"
+    keras.utils.set_random_seed(3)
     FastSCNN(3).save(path)
-    Image.fromarray(np.zeros((40, 90, 3), np.uint8)).save(tmp_path / "tiny.png")
-    with pytest.raises(ValueError, match="tiny.png: image 40x90: Fast-SCNN needs at least 64x64"):
-        predict.predict_file(
-            load_runtime(path), str(tmp_path / "tiny.png"), str(tmp_path), labels_lib.generic(3)
-        )
+    tiny = synthetic.example(0, size=(40, 90))[0]
+    Image.fromarray(tiny).save(tmp_path / "tiny.png")
+    runtime = load_runtime(path)
+    outputs = predict.predict_file(runtime, str(tmp_path / "tiny.png"), str(tmp_path / "o"),
+                                   labels_lib.generic(3))  # fmt: skip
+    classes = np.asarray(Image.open(outputs["classes"]))
+    seen = np.asarray(Image.fromarray(tiny).resize((144, 64), Image.Resampling.BILINEAR))
+    expected = runtime.segment(seen[None])[0].astype(np.uint8)
+    # pixel centres: output pixel y reads row floor((y + 0.5) * 64 / 40)
+    rows, cols = ((2 * np.arange(40) + 1) * 64) // 80, ((2 * np.arange(90) + 1) * 144) // 180
+    np.testing.assert_array_equal(classes, expected[rows][:, cols])
 
 
 def test_model_and_labels_that_disagree(model_path, tmp_path, capsys):
@@ -106,6 +115,9 @@ def test_network_size_keeps_the_aspect_and_the_minimum():
     assert predict.network_size((100, 120), 2048) == (100, 120)
     # A long strip keeps the short side the network needs, not max_size's 51 pixels.
     assert predict.network_size((100, 4000), 2048, min_side=64) == (64, 2560)
+    # A photo smaller than the network needs is scaled up (as a static-size model does).
+    assert predict.network_size((40, 90), 2048, min_side=64) == (64, 144)
+    assert predict.network_size((40, 90), 0, min_side=64) == (64, 144)
 
 
 @pytest.fixture(scope="module")

@@ -388,3 +388,11 @@ def test_train_on_several_splits_holding_a_sequence_out(tmp_path, capsys):
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert saved["split"] == "train[-BB]+val" and saved["class_weights"] == "log"
     assert (tmp_path / "run" / "model.keras").exists()
+
+
+def test_crops_below_what_the_network_needs_are_refused(tmp_path, capsys):
+    argv = ["train", "--crop", "32x32", "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--crop 32x32: Fast-SCNN needs at least 64x64" in err
+    assert not (tmp_path / "run").exists()

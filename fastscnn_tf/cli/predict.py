@@ -185,12 +185,14 @@ def read_rgb(path):
 
 def network_size(size, max_size, min_side=1):
     """The `(h, w)` at which the network sees an image of `size`: scaled, keeping its aspect,
-    so that the long side is at most `max_size` (0: as it is), but the short side not below
-    `min_side` (what the network needs) unless the image itself is smaller."""
+    so that the long side is at most `max_size` (0: as it is), but the short side never below
+    `min_side`, what the network needs: a smaller photo is scaled up, as a static-size model
+    scales it to its input, so every model takes every photo."""
     h, w = size
-    if not max_size or max(h, w) <= max_size:
+    scale = max_size / max(h, w) if max_size and max(h, w) > max_size else 1.0
+    scale = max(scale, min_side / min(h, w))
+    if scale == 1.0:
         return (h, w)
-    scale = max(max_size / max(h, w), min(min_side / min(h, w), 1.0))
     return (max(1, round(h * scale)), max(1, round(w * scale)))
 
 

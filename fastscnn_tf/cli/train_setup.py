@@ -13,6 +13,7 @@ from fastscnn_tf import metrics as metrics_lib
 from fastscnn_tf import transfer
 from fastscnn_tf.cli import compat
 from fastscnn_tf.cli.config import load_config
+from fastscnn_tf.geometry import check_size
 from fastscnn_tf.model import FastSCNN
 from fastscnn_tf.optim import PolyDecay, SGDWithL2, decayed_paths
 
@@ -69,6 +70,7 @@ def check_config(config):
             raise ValueError(f"--{name.replace('_', '-')} must be positive, got {value}.")
     if not config.lr > 0:
         raise ValueError(f"--lr must be positive, got {config.lr}.")
+    check_size(config.crop, "--crop")  # the rule of every command: sides of 64 or more
     if config.class_weight_c <= 1:
         raise ValueError(f"--class-weight-c must be above 1, got {config.class_weight_c}.")
     if config.warmup_steps < 0 or config.weight_decay < 0 or config.aux_weight < 0:
