@@ -396,3 +396,39 @@ def test_crops_below_what_the_network_needs_are_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--crop 32x32: Fast-SCNN needs at least 64x64" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_a_damaged_backup_falls_back_to_the_one_before(tmp_path, capsys):
+    config = train_setup.resolve(_config(), train_setup.load_data(_config())[0])
+
+    def compiled():
+        keras.utils.set_random_seed(0)
+        return train_setup.build_training_model(config, 4, 10)
+
+    model = compiled()
+    backup = train_callbacks.Backup(str(tmp_path), 1)
+    backup.set_model(model)
+    model.optimizer.build(model.trainable_variables)
+    saved = {}
+    for step in (1, 2, 3):
+        model.optimizer.iterations.assign(step)
+        kernel = model.get_layer("cls_conv").kernel
+        kernel.assign(np.full(kernel.shape, step, "float32"))
+        backup.save(step)
+        saved[step] = model.get_layer("cls_conv").kernel.numpy()
+    assert sorted(os.listdir(tmp_path)) == ["state.json", "step-2.weights.h5", "step-3.weights.h5"]
+
+    fresh = compiled()
+    assert train_callbacks.Backup.restore(str(tmp_path), fresh) == 3
+    np.testing.assert_array_equal(fresh.get_layer("cls_conv").kernel.numpy(), saved[3])
+
+    newest = tmp_path / "step-3.weights.h5"
+    newest.write_bytes(newest.read_bytes()[:1000])  # truncated
+    fresh = compiled()
+    assert train_callbacks.Backup.restore(str(tmp_path), fresh) == 2
+    np.testing.assert_array_equal(fresh.get_layer("cls_conv").kernel.numpy(), saved[2])
+    assert "step-3.weights.h5" in capsys.readouterr().out
+
+    (tmp_path / "step-2.weights.h5").write_bytes(b"")
+    with pytest.raises(ValueError, match=r"backup is unreadable .* remove .* to start the run"):
+        train_callbacks.Backup.restore(str(tmp_path), compiled())

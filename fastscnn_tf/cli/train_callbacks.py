@@ -57,35 +57,70 @@ class Backup(keras.callbacks.Callback):
 
     def save(self, step):
         # Weights go to a new file first; state.json, renamed into place last, is the commit
-        # that points to it. A kill at any moment leaves a consistent pair.
+        # that points to it. A kill at any moment leaves a consistent pair. The backup before
+        # it stays too, so a weights file damaged later (a full disk, a bad copy) costs
+        # `save_freq` steps, not the run.
         name = f"step-{step}.weights.h5"
         with atomic_path(os.path.join(self.backup_dir, name)) as tmp:
             self.model.save_weights(tmp)
         rng = [ops.convert_to_numpy(v).tolist() for v in random_states(self.model)]
-        state = {"step": step, "weights": name, "rng": rng}
+        previous = self._read_state(self.backup_dir)
+        if previous is not None:
+            previous.pop("previous", None)
+            if previous.get("weights") == name:
+                previous = None
+        state = {"step": step, "weights": name, "rng": rng, "previous": previous}
         write_text_atomic(os.path.join(self.backup_dir, self.STATE), json.dumps(state) + "\n")
+        keep = {name, previous["weights"] if previous else None}
         for old in os.listdir(self.backup_dir):
-            if old.endswith(".weights.h5") and old != name:
+            if old.endswith(".weights.h5") and old not in keep:
                 os.remove(os.path.join(self.backup_dir, old))
 
     @classmethod
-    def restore(cls, backup_dir, model):
-        """Load a backup into a compiled model; returns the step it was taken at, or 0."""
+    def _read_state(cls, backup_dir):
         state_path = os.path.join(backup_dir, cls.STATE)
         if not os.path.exists(state_path):
+            return None
+        try:
+            with open(state_path, encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, ValueError) as error:
+            raise ValueError(
+                f"{state_path}: unreadable ({error}); remove {backup_dir} to start the run over."
+            ) from None
+
+    @classmethod
+    def restore(cls, backup_dir, model):
+        """Load a backup into a compiled model; returns the step it was taken at, or 0. A
+        weights file that cannot be read falls back to the backup before it, with a note."""
+        state = cls._read_state(backup_dir)
+        if state is None:
             return 0
-        with open(state_path, encoding="utf-8") as f:
-            state = json.load(f)
-        step = int(state["step"])
         model.optimizer.build(model.trainable_variables)
-        model.load_weights(os.path.join(backup_dir, state["weights"]))
-        restored = int(model.optimizer.iterations.numpy())
-        variables = random_states(model)
-        if restored != step or len(variables) != len(state["rng"]):
-            raise ValueError(f"{backup_dir}: the backup does not match this run's model.")
-        for variable, value in zip(variables, state["rng"], strict=True):
-            variable.assign(np.asarray(value, dtype=variable.dtype))
-        return step
+        failures = []
+        for entry in (state, state.get("previous")):
+            if not entry:
+                continue
+            path = os.path.join(backup_dir, entry["weights"])
+            try:
+                model.load_weights(path)
+            except Exception as error:  # h5py and Keras raise many types for a damaged file
+                failures.append(f"{path}: {str(error).splitlines()[0] if str(error) else error}")
+                continue
+            step = int(entry["step"])
+            restored = int(model.optimizer.iterations.numpy())
+            variables = random_states(model)
+            if restored != step or len(variables) != len(entry["rng"]):
+                raise ValueError(f"{backup_dir}: the backup does not match this run's model.")
+            for variable, value in zip(variables, entry["rng"], strict=True):
+                variable.assign(np.asarray(value, dtype=variable.dtype))
+            if failures:
+                print(f"note: {failures[0]} is unreadable; resuming from the backup of step {step}")
+            return step
+        raise ValueError(
+            "the run's backup is unreadable (" + "; ".join(failures) + f"); remove {backup_dir} "
+            "to start the run over."
+        )
 
 
 class SyncBatchNormStatistics(keras.callbacks.Callback):
