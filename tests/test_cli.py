@@ -102,3 +102,30 @@ def test_path_errors_from_the_work_itself_are_one_line(tmp_path, capsys, monkeyp
     assert cli.main(["android-assets", "--dest", str(tmp_path)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(tmp_path / "file") in err
+
+
+def test_unknown_presets_and_missing_models_are_refused_before_tensorflow_loads(tmp_path):
+    """`--model camvd` (a typo) and `camvid:fp16` fail in a second, not after TensorFlow."""
+    script = (
+        "import sys\n"
+        "from fastscnn_tf import cli\n"
+        "code = cli.main(sys.argv[1:])\n"
+        "print('tensorflow loaded' if 'tensorflow' in sys.modules else 'no tensorflow')\n"
+        "sys.exit(code)\n"
+    )
+    (tmp_path / "a.png").write_bytes(b"")
+    cases = [
+        (["predict", str(tmp_path / "a.png"), "--model", "camvd"], "--model camvd: no such file"),
+        (["evaluate", "--model", "camvid:fp16"], "unknown preset variant 'fp16'"),
+        (["train", "--init-from", "camvd", "--out", str(tmp_path / "r")], "--init-from camvd"),
+        (["benchmark", "camvid", "nothing.tflite"], "nothing.tflite: no such file"),
+    ]
+    for argv, expected in cases:
+        done = subprocess.run(
+            [sys.executable, "-c", script, *argv], capture_output=True, text=True, timeout=120
+        )
+        assert done.returncode == 2, (argv, done.stderr)
+        assert expected in done.stderr, (argv, done.stderr)
+        assert "fp16" in expected or "presets: camvid" in done.stderr
+        if argv[0] != "train":  # train's own module is TensorFlow code
+            assert done.stdout.strip() == "no tensorflow", argv

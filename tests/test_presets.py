@@ -33,8 +33,10 @@ def test_names_resolve_to_the_shipped_files(tmp_path, monkeypatch):
     with pytest.raises(ValueError, match="unknown preset variant 'fp16'"):
         presets.resolve_model("camvid:fp16")
     monkeypatch.chdir(tmp_path)
-    (tmp_path / "camvid").write_text("a file of that name")  # a path wins over a preset
-    assert presets.resolve_model("camvid") == "camvid"
+    (tmp_path / "camvid").mkdir()  # a CamVid data folder beside the user's commands
+    assert presets.resolve_model("camvid").endswith(os.path.join("camvid", "camvid.keras"))
+    assert presets.resolve_model("./camvid") == "./camvid"  # a path says so with a '/'
+    assert presets.resolve_model(tmp_path / "camvid") == tmp_path / "camvid"
 
 
 def test_the_app_ships_the_preset_int8_model_and_labels():

@@ -112,6 +112,22 @@ def check_outputs(config):
             check_output_file(value, option)
 
 
+# Config fields that name a model: a preset or a file that must exist.
+MODEL_FIELDS = ("model", "models", "init_from")
+
+
+def check_models(config):
+    """Refuse an unknown preset or a missing model file before TensorFlow loads (seconds and
+    hundreds of MB spent on an argument that was wrong from the start)."""
+    from fastscnn_tf import presets  # light: os and json only
+
+    for name in MODEL_FIELDS:
+        value = getattr(config, name, None)
+        option = "--" + name.replace("_", "-")
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            presets.check_model_value(item, option)
+
+
 def to_json(config):
     return json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True, default=str)
 

@@ -3,7 +3,7 @@
 A preset is a folder beside this file holding `preset.json` (what `fastscnn presets` lists),
 the float `model.keras` (any input size), its int8 `.tflite` export (uint8 image in, class
 mask out), `labels.txt` and `MODEL_CARD.md`. Wherever a command takes `--model`, `NAME` means
-the preset's float model and `NAME:int8` its int8 one.
+the preset's float model and `NAME:int8` its int8 one; a path has a `/` (`./camvid`).
 """
 
 import json
@@ -42,9 +42,12 @@ def path(name, kind="float"):
 
 
 def split_name(value):
-    """`(name, kind)` if `value` names a preset (`camvid`, `camvid:int8`), else None."""
-    name, _, kind = str(value).partition(":")
-    if not name or os.path.exists(str(value)) or name not in names():
+    """`(name, kind)` if `value` names a preset (`camvid`, `camvid:int8`), else None. A bare
+    name is always the preset, even beside a local file or folder of that name (a CamVid data
+    folder called `camvid` is common); write `./camvid` to mean the path."""
+    value = os.fspath(value) if isinstance(value, os.PathLike) else str(value)
+    name, _, kind = value.partition(":")
+    if not name or "/" in value or os.sep in value or name not in names():
         return None
     if kind and kind not in KINDS:
         raise ValueError(
@@ -52,6 +55,18 @@ def split_name(value):
             f"(use {name}, {name}:float or {name}:int8)."
         )
     return name, kind or None
+
+
+def check_model_value(value, option="--model"):
+    """Refuse, before anything heavy loads, a model argument that is neither a preset (with a
+    known variant) nor an existing path: a FileNotFoundError naming `option` and the presets."""
+    if not value or split_name(value) is not None:  # split_name refuses unknown variants
+        return
+    if not os.path.exists(os.fspath(value)):
+        available = ", ".join(names()) or "none in this install"
+        raise FileNotFoundError(
+            f"{option} {value}: no such file, and not a preset (presets: {available})."
+        )
 
 
 def resolve_model(value, kind="float"):
