@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from fastscnn_tf import labels as labels_lib
-from fastscnn_tf import metadata, presets
+from fastscnn_tf import metadata, presets, tflog
 from fastscnn_tf.files import check_input_file
 from fastscnn_tf.geometry import aligned_size, check_size
 from fastscnn_tf.modelfile import load_keras_model
@@ -165,13 +165,10 @@ class TFLiteRuntime(Runtime):
     kind = "tflite"
 
     def __init__(self, path, num_threads=None):
-        from ai_edge_litert.interpreter import Interpreter
-
         try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+            self.interpreter = tflog.interpreter(path, num_threads=num_threads)
         except ValueError as error:
             raise ValueError(f"{path}: not a loadable TFLite model ({error}).") from None
-        self.interpreter.allocate_tensors()
         inputs = self.interpreter.get_input_details()
         outputs = self.interpreter.get_output_details()
         if len(inputs) != 1 or len(outputs) != 1:

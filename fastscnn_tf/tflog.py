@@ -60,3 +60,16 @@ def import_tensorflow():
         from absl import logging as absl_logging  # installed with TensorFlow
 
         absl_logging.set_verbosity(absl_logging.ERROR)
+
+
+def interpreter(path, **options):
+    """A LiteRT `Interpreter` for the model file at `path`, tensors allocated, without the
+    "Created TensorFlow Lite XNNPACK delegate" line LiteRT's C++ writes to stderr when it
+    applies the delegate (in `allocate_tensors`); `options` are the Interpreter's
+    (num_threads, experimental_op_resolver_type, ...)."""
+    from ai_edge_litert.interpreter import Interpreter  # heavy; only the callers need it
+
+    with stderr_silenced():
+        result = Interpreter(model_path=os.fspath(path), **options)
+        result.allocate_tensors()
+    return result

@@ -129,3 +129,17 @@ def test_unknown_presets_and_missing_models_are_refused_before_tensorflow_loads(
         assert "fp16" in expected or "presets: camvid" in done.stderr
         if argv[0] != "train":  # train's own module is TensorFlow code
             assert done.stdout.strip() == "no tensorflow", argv
+
+
+def test_tflite_commands_print_no_litert_delegate_line(tmp_path):
+    from fastscnn_tf import presets
+
+    samples = os.path.join(presets.ROOT, "camvid", "samples")
+    photo = os.path.join(samples, sorted(os.listdir(samples))[0])
+    argv = ["predict", photo, "--model", "camvid:int8", "--out", str(tmp_path / "out")]
+    done = subprocess.run(
+        [sys.executable, "-m", "fastscnn_tf.cli", *argv], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert "XNNPACK" not in done.stderr and "XNNPACK" not in done.stdout
+    assert done.stderr.strip() == ""

@@ -13,7 +13,7 @@ import shutil
 
 import numpy as np
 
-from fastscnn_tf import imageops, presets
+from fastscnn_tf import imageops, presets, tflog
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.cli.config import field, parse_size
 from fastscnn_tf.files import atomic_path, write_bytes_atomic
@@ -92,10 +92,7 @@ def output_kind(input_info, output_info, num_labels):
 
 
 def _interpreter(model_path):
-    from ai_edge_litert.interpreter import Interpreter  # heavy; only these functions need it
-
-    interpreter = Interpreter(model_path=os.fspath(model_path))
-    interpreter.allocate_tensors()
+    interpreter = tflog.interpreter(model_path)
     return interpreter
 
 

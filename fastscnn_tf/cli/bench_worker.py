@@ -18,6 +18,8 @@ import time
 
 import numpy as np
 
+from fastscnn_tf import tflog
+
 
 def _peak_rss_mb():
     # VmHWM is the peak of this address space. ru_maxrss is not: Linux carries the parent's
@@ -33,10 +35,7 @@ def _peak_rss_mb():
 
 
 def _tflite_runner(path, threads, image=None):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=path, num_threads=threads)
-    interpreter.allocate_tensors()
+    interpreter = tflog.interpreter(path, num_threads=threads)
     detail = interpreter.get_input_details()[0]
     shape = tuple(int(v) for v in detail["shape"])
     rng = np.random.default_rng(0)

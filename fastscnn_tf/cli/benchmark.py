@@ -27,7 +27,7 @@ import tempfile
 
 import numpy as np
 
-from fastscnn_tf import presets, viz
+from fastscnn_tf import presets, tflog, viz
 from fastscnn_tf.cli.bench_report import machine_info, markdown, ratios, size_text
 from fastscnn_tf.cli.bench_worker import measure_group
 from fastscnn_tf.cli.config import field, parse_size, to_json
@@ -105,17 +105,13 @@ def input_image(folder, size):
 
 def tflite_size(path):
     """Static input (H, W) of a .tflite file, read without running it."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    shape = Interpreter(model_path=path).get_input_details()[0]["shape"]
+    shape = tflog.interpreter(path).get_input_details()[0]["shape"]
     return (int(shape[1]), int(shape[2]))
 
 
 def tflite_precision(path):
     """ "int8", "dynamic", "float16" or "float32", read from the first CONV_2D of a .tflite."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_path=path)
+    interpreter = tflog.interpreter(path)
     ops = interpreter._get_ops_details()  # no public API lists operators
     dtypes = {t["index"]: np.dtype(t["dtype"]) for t in interpreter.get_tensor_details()}
     conv = next((op for op in ops if op["op_name"] == "CONV_2D"), None)
