@@ -440,3 +440,13 @@ def test_a_second_export_into_the_folder_keeps_the_first_ones_labels(tmp_path, c
     with pytest.raises(ValueError, match="belongs to another model"):
         android.copy_assets(old / "streets.tflite", tmp_path / "assets")
     assert not (tmp_path / "pred").exists() and not (tmp_path / "assets").exists()
+
+
+def test_export_of_the_preset_away_from_its_data_says_how_to_calibrate(
+    tmp_path, monkeypatch, capsys
+):
+    monkeypatch.chdir(tmp_path)  # the preset's config.json names ../shared/data/camvid
+    assert cli.main(["export", "camvid", "--size", "64x64", "--output", "m.tflite"]) == 2
+    captured = capsys.readouterr()
+    assert "pass --calibration-dataset" in captured.err and "calibrating" not in captured.out
+    assert not (tmp_path / "m.tflite").exists()

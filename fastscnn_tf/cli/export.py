@@ -28,6 +28,7 @@ from fastscnn_tf.export import (
     default_output,
     training_dataset,
 )
+from fastscnn_tf.files import check_output_file
 
 
 @dataclasses.dataclass
@@ -77,8 +78,17 @@ def run(config):
                 f"int8 needs --calibration-dataset: no config.json with the training --dataset "
                 f"beside {config.model}."
             )
-        print(f"calibrating int8 on {config.calibration_images} images of {calibration} (train)")
+        kind, _, where = calibration.partition(":")
+        if kind in ("folder", "cityscapes") and not os.path.isdir(os.path.expanduser(where)):
+            raise FileNotFoundError(
+                f"int8 calibration reads the training data {calibration!r} that the config.json "
+                f"beside {config.model} names, and {where} is not here (from {os.getcwd()}); "
+                "pass --calibration-dataset folder:PATH with images like the training data."
+            )
     output = config.output or default_output(config.model, spec)
+    check_output_file(output, "--output")
+    if calibration:
+        print(f"calibrating int8 on {config.calibration_images} images of {calibration} (train)")
     exporter = Exporter(
         config.model,
         spec,
