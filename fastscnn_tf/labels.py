@@ -216,8 +216,14 @@ def tflite_with_labels(model_path, option, reader):
 
 
 def read_labels(path):
-    with open(path, encoding="utf-8") as f:
-        return parse_labels(f.read(), source=str(path))
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte {error.start}); save the labels file as UTF-8."
+        ) from None
+    return parse_labels(text, source=str(path))
 
 
 def write_labels(path, labels):

@@ -14,6 +14,7 @@ project it takes RGB in [0, 255].
 
 import os
 import re
+import warnings
 import zipfile
 
 import keras
@@ -169,9 +170,16 @@ def read_checkpoint(path):
             "'fastscnn-tf[torch]' (`pip install .[torch]` in a checkout), or save it as .npz"
         ) from None
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on pickle protocols are not the user's
+            warnings.simplefilter("ignore")
+            checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, ... for bad files
-        raise ValueError(f"checkpoint {path}: not a readable PyTorch file ({error})") from None
+        # torch's own text advises weights_only=False, which would run the file's code: keep
+        # only its first line and never that advice.
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        if "weights_only" in str(error):
+            reason = "it holds more than tensors, or is not a PyTorch checkpoint"
+        raise ValueError(f"checkpoint {path}: not a readable PyTorch file ({reason})") from None
     return unwrap_state_dict(checkpoint)
 
 

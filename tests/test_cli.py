@@ -143,3 +143,55 @@ def test_tflite_commands_print_no_litert_delegate_line(tmp_path):
     assert done.returncode == 0, done.stderr
     assert "XNNPACK" not in done.stderr and "XNNPACK" not in done.stdout
     assert done.stderr.strip() == ""
+
+
+def test_messages_name_the_argument_or_file_that_is_wrong(tmp_path, capsys):
+    """#24 item 12: each bad value is blamed on itself, in one line, exit 2."""
+    from fastscnn_tf import labels
+
+    photo = tmp_path / "a.png"
+    photo.write_bytes(b"")
+    latin = tmp_path / "latin.txt"
+    latin.write_bytes("caf\xe9\n".encode("latin-1"))
+    truncated = tmp_path / "cut.tflite"
+    with open(labels_preset_int8(), "rb") as f:
+        truncated.write_bytes(f.read()[:5000])
+    cases = [
+        (["predict", str(photo), "--num-threads", "0"], "--num-threads 0: must be 1 or more"),
+        (["summary", "--num-classes", "0"], "--num-classes 0: must be 1 or more"),
+        (["benchmark", str(truncated), "--output-dir", str(tmp_path / "bench")],
+         "cut.tflite: not a loadable TFLite model"),
+    ]  # fmt: skip
+    for argv, expected in cases:
+        assert cli.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert expected in err and len(err.strip().splitlines()) == 1, err
+    assert not (tmp_path / "bench").exists()  # no empty output folder left behind
+    with pytest.raises(ValueError, match=r"latin.txt: not UTF-8 text"):
+        labels.read_labels(latin)
+
+
+def labels_preset_int8():
+    from fastscnn_tf import presets
+
+    return presets.path("camvid", "int8")
+
+
+def test_a_garbage_pth_never_suggests_weights_only_false(tmp_path):
+    pytest.importorskip("torch")
+    from fastscnn_tf import weights
+
+    garbage = tmp_path / "model.pth"
+    garbage.write_bytes(b"\x80\x04\x95" + b"not a checkpoint" * 10)
+    with pytest.raises(ValueError, match=r"model.pth: not a readable PyTorch file") as info:
+        weights.read_checkpoint(str(garbage))
+    assert "weights_only" not in str(info.value)
+    import pickle
+
+    import numpy as np  # a pickle that holds more than tensors: torch's advice must not leak
+
+    with open(tmp_path / "object.pth", "wb") as f:
+        pickle.dump({"w": np.zeros(3), "f": print}, f)
+    with pytest.raises(ValueError, match="not a readable PyTorch file") as info:
+        weights.read_checkpoint(str(tmp_path / "object.pth"))
+    assert "weights_only" not in str(info.value)

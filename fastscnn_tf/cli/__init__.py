@@ -94,6 +94,7 @@ def main(argv=None):
     try:
         config = cfg.from_args(config_cls, args)
         cfg.check_outputs(config)  # before any work, not after it
+        cfg.check_counts(config)
         cfg.check_models(config)
         if args.command not in WITHOUT_TENSORFLOW:
             tflog.import_tensorflow()

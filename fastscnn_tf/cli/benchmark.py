@@ -23,6 +23,7 @@ input size, one line per variant) into `--output-dir`.
 import dataclasses
 import json
 import os
+import shutil
 import tempfile
 
 import numpy as np
@@ -103,15 +104,23 @@ def input_image(folder, size):
         return np.asarray(image, np.uint8)
 
 
+def _interpreter(path):
+    try:
+        return tflog.interpreter(path)
+    except (ValueError, RuntimeError) as error:
+        reason = str(error).strip().splitlines()[0] if str(error).strip() else "unreadable"
+        raise ValueError(f"{path}: not a loadable TFLite model ({reason}).") from None
+
+
 def tflite_size(path):
     """Static input (H, W) of a .tflite file, read without running it."""
-    shape = tflog.interpreter(path).get_input_details()[0]["shape"]
+    shape = _interpreter(path).get_input_details()[0]["shape"]
     return (int(shape[1]), int(shape[2]))
 
 
 def tflite_precision(path):
     """ "int8", "dynamic", "float16" or "float32", read from the first CONV_2D of a .tflite."""
-    interpreter = tflog.interpreter(path)
+    interpreter = _interpreter(path)
     ops = interpreter._get_ops_details()  # no public API lists operators
     dtypes = {t["index"]: np.dtype(t["dtype"]) for t in interpreter.get_tensor_details()}
     conv = next((op for op in ops if op["op_name"] == "CONV_2D"), None)
@@ -217,7 +226,17 @@ def benchmark(config):
         )
     if not config.threads or min(config.threads) < 1:
         raise ValueError(f"--threads {config.threads}: each thread count must be >= 1.")
+    created = not os.path.exists(config.output_dir)
     os.makedirs(config.output_dir, exist_ok=True)
+    try:
+        return _measure_and_report(config)
+    except BaseException:
+        if created:  # a folder this run made holds only what it wrote: leave nothing behind
+            shutil.rmtree(config.output_dir, ignore_errors=True)
+        raise
+
+
+def _measure_and_report(config):
     with tempfile.TemporaryDirectory() as scratch:
         model_dir = os.path.join(config.output_dir, "models") if config.keep_models else scratch
         groups = plan(config, model_dir)

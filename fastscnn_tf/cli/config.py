@@ -128,6 +128,20 @@ def check_models(config):
             presets.check_model_value(item, option)
 
 
+# Count fields that must be 1 or more where given (None: the job's default).
+POSITIVE_FIELDS = ("num_classes", "num_threads", "threads", "calibration_images", "runs")
+
+
+def check_counts(config):
+    """Refuse a zero or negative count with its option's name, before any work (else the
+    error comes from deep inside: Keras' "filters", LiteRT blaming the model file)."""
+    for name in POSITIVE_FIELDS:
+        value = getattr(config, name, None)
+        for item in value if isinstance(value, (list, tuple)) else [value]:
+            if isinstance(item, int) and item < 1:
+                raise ValueError(f"--{name.replace('_', '-')} {item}: must be 1 or more.")
+
+
 def to_json(config):
     return json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True, default=str)
 
