@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import os
 import signal
@@ -432,3 +433,27 @@ def test_a_damaged_backup_falls_back_to_the_one_before(tmp_path, capsys):
     (tmp_path / "step-2.weights.h5").write_bytes(b"")
     with pytest.raises(ValueError, match=r"backup is unreadable .* remove .* to start the run"):
         train_callbacks.Backup.restore(str(tmp_path), compiled())
+
+
+def test_resume_accepts_the_same_folder_and_data_spelled_otherwise(tmp_path, monkeypatch):
+    """A run folder given with a trailing slash, relatively or after a move, and its data by
+    another path to the same folder, resumes; a real change is still refused."""
+    _camvid_folder(tmp_path / "data")
+    monkeypatch.chdir(tmp_path)
+
+    def config(out, data):
+        return _config(dataset=f"folder:{data}", num_classes=None, ignore_index=None, out=out)
+
+    first = config(str(tmp_path / "run"), "data")
+    resolved = train_setup.resolve(first, train_setup.load_data(first)[0])
+    (tmp_path / "run" / "backup").mkdir(parents=True)
+    (tmp_path / "run" / "backup" / train_callbacks.Backup.STATE).write_text('{"step": 1}\n')
+    cfg.save_config(resolved, str(tmp_path / "run" / "config.json"))
+    os.rename(tmp_path / "run", tmp_path / "moved")
+    for out, data in (("moved/", "./data/"), (str(tmp_path / "moved"), str(tmp_path / "data"))):
+        again = config(out, data)
+        again = train_setup.resolve(again, train_setup.load_data(again)[0])
+        train_setup.check_resumable(again, out)  # no error: the same run
+    changed = dataclasses.replace(again, lr=0.01)
+    with pytest.raises(ValueError, match="different options.*lr"):
+        train_setup.check_resumable(changed, "moved")

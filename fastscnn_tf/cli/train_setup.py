@@ -152,17 +152,33 @@ def check_resumable(config, out):
             raise ValueError(f"--out {out} holds a finished run (model.keras); use a new --out.")
         return
     previous = load_config(type(config), saved)
-    ignore = {"verbose"}
+    # The folder is the run: the same folder spelled otherwise (./runs/a/, an absolute path,
+    # a folder moved since) is the same run; data paths compare as the files they name.
+    ignore = {"verbose", "out"}
     changed = [
         f.name
         for f in dataclasses.fields(config)
-        if f.name not in ignore and getattr(previous, f.name) != getattr(config, f.name)
+        if f.name not in ignore
+        and _comparable(getattr(previous, f.name)) != _comparable(getattr(config, f.name))
     ]
     if changed:
         raise ValueError(
             f"--out {out} holds a run started with different options ({', '.join(changed)}); "
             "resume it with the same options or use a new --out."
         )
+
+
+def _comparable(value):
+    """A config value with the paths in it resolved: `folder:../data/` and
+    `folder:/abs/data` name the same data."""
+    if not isinstance(value, str):
+        return value
+    kind, sep, rest = value.partition(":")
+    if sep and kind in ("folder", "cityscapes") and os.path.exists(rest):
+        return f"{kind}:{os.path.realpath(rest)}"
+    if not sep and os.path.sep in value and os.path.exists(value):
+        return os.path.realpath(value)
+    return value
 
 
 def first_examples(source, count):
