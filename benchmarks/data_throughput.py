@@ -15,7 +15,7 @@ import os
 import time
 
 from fastscnn_tf import data
-from fastscnn_tf.cli.config import parse_size
+from fastscnn_tf.geometry import parse_size
 
 DEFAULT_CAMVID = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data", "camvid")
 

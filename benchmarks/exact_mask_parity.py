@@ -36,7 +36,7 @@ def main(argv=None):
     from tflite_ops import run_images
 
     from fastscnn_tf import export, presets
-    from fastscnn_tf.cli.config import parse_size
+    from fastscnn_tf.geometry import parse_size
 
     size = parse_size(args.size)
     model = presets.resolve_model(args.model, "float")

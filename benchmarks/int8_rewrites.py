@@ -23,7 +23,7 @@ def main():
     from tflite_ops import load_images, run_images, time_alternating
 
     from fastscnn_tf import export, presets
-    from fastscnn_tf.cli.config import parse_size
+    from fastscnn_tf.geometry import parse_size
     from fastscnn_tf.modelfile import load_keras_model
 
     size = parse_size(args.size)

@@ -46,7 +46,7 @@ def main():
     from tflite_ops import load_images, time_alternating
 
     from fastscnn_tf import export, presets
-    from fastscnn_tf.cli.config import parse_size
+    from fastscnn_tf.geometry import parse_size
     from fastscnn_tf.model import fold_input_normalization
     from fastscnn_tf.modelfile import load_keras_model
 

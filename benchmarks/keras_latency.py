@@ -16,7 +16,7 @@ import time
 import numpy as np
 import tensorflow as tf
 
-from fastscnn_tf.cli.config import parse_size
+from fastscnn_tf.geometry import parse_size
 from fastscnn_tf.model import FastSCNN, count_macs, count_params
 
 

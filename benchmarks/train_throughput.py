@@ -24,7 +24,7 @@ import time
 
 import numpy as np
 
-from fastscnn_tf.cli.config import parse_size
+from fastscnn_tf.geometry import parse_size
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CAMVID = os.path.join(HERE, "..", "..", "shared", "data", "camvid")
@@ -66,22 +66,16 @@ class KerasSide:
         import tensorflow as tf
 
         from fastscnn_tf import model as model_lib
-        from fastscnn_tf.cli.train import TrainConfig
-        from fastscnn_tf.cli.train_setup import build_training_model, set_precision
+        from fastscnn_tf import training
 
-        config = TrainConfig(
-            aux=True,
-            aux2=False,
-            num_classes=num_classes,
-            ignore_index=ignore_index,
-            mixed_precision=variant == "bf16",
-        )
-        set_precision(config)
+        keras.config.set_dtype_policy("mixed_bfloat16" if variant == "bf16" else "float32")
         fused = model_lib.BatchNorm
         if variant == "keras-bn":
             model_lib.BatchNorm = keras.layers.BatchNormalization
         try:
-            self.model = build_training_model(config, num_classes, total_steps=100_000)
+            model = model_lib.FastSCNN(num_classes, aux=True)
+            recipe = training.Recipe(ignore_index=ignore_index)
+            self.model = training.compile(model, recipe, total_steps=100_000)
         finally:
             model_lib.BatchNorm = fused
         if variant == "no-metrics":

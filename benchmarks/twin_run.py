@@ -92,25 +92,24 @@ def torch():
     return module
 
 
-def reference_model(config, seed):
+def reference_model(num_classes, seed):
     """The PyTorch reference with random weights and BN statistics, dropout off."""
     reference = load_reference()
-    model = reference.FastSCNN(config.num_classes, aux=True)
+    model = reference.FastSCNN(num_classes, aux=True)
     for module in model.modules():
         if isinstance(module, torch().nn.Dropout):
             module.p = 0.0
     return reference.randomize(model, seed).train()
 
 
-def keras_model(config, total_steps, state):
-    """`fastscnn train`'s compiled training model (reference upsampling, no dropout) holding
-    the reference `state`."""
-    from fastscnn_tf import weights
-    from fastscnn_tf.cli.train_setup import build_training_model
+def keras_model(recipe, num_classes, total_steps, state):
+    """The training model compiled as `fastscnn train` compiles it (`training.compile`), with
+    reference upsampling and no dropout, holding the reference `state`."""
+    from fastscnn_tf import training, weights
     from fastscnn_tf.model import FastSCNN
 
-    model = FastSCNN(config.num_classes, aux=True, align_corners=True, dropout=0.0)
-    model = build_training_model(config, config.num_classes, total_steps, model=model)
+    model = FastSCNN(num_classes, aux=True, align_corners=True, dropout=0.0)
+    model = training.compile(model, recipe, total_steps=total_steps)
     state = {k: v.astype(np.float32) for k, v in state.items()}
     weights.load_reference_weights(model, state)
     return model
@@ -151,7 +150,7 @@ def relative_error(got, want, keys):
     return (num / max(den, 1e-30)) ** 0.5
 
 
-def run_twin(config, batches, total_steps=None, seed=0, log=print):
+def run_twin(config, num_classes, batches, total_steps=None, seed=0, log=print):
     """Step three twins through `batches` from the same weights: the reference in float64
     (the exact answer), the reference in float32 (how far float32 itself strays) and the
     project. Returns one record a step: each float32 side's relative error against float64
@@ -161,10 +160,10 @@ def run_twin(config, batches, total_steps=None, seed=0, log=print):
     from fastscnn_tf import weights
 
     total_steps = total_steps or len(batches)
-    exact_model = reference_model(config, seed)
+    exact_model = reference_model(num_classes, seed)
     state = {k: v.numpy() for k, v in exact_model.state_dict().items()}
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
-    project = keras_model(config, total_steps, state)
+    project = keras_model(config, num_classes, total_steps, state)
     plan = weights.weight_plan(project)
     path_to_key = {variable.path: key for key, variable, _ in plan}
     perm_of = {key: perm for key, _, perm in plan}
@@ -220,19 +219,16 @@ def main():
 
     torch.set_num_threads(args.threads)
     tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-    from fastscnn_tf.cli.train import TrainConfig
+    from fastscnn_tf import training
 
-    config = TrainConfig(
-        aux=True,
-        aux2=False,
-        num_classes=args.num_classes,
+    config = training.Recipe(
         ignore_index=args.num_classes,
         weight_decay=args.weight_decay,
         weight_decay_all=not args.conv_decay_only,
     )
     size = tuple(int(v) for v in args.size.split("x"))
     batches = make_batches(args.steps, args.batch_size, size, args.num_classes, args.num_classes)
-    run_twin(config, batches)
+    run_twin(config, args.num_classes, batches)
 
 
 if __name__ == "__main__":

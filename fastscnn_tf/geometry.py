@@ -10,6 +10,17 @@ MIN_INPUT_SIZE = 64
 ALIGN = 32
 
 
+def parse_size(text):
+    """`HxW` (e.g. `512x1024`) -> (H, W); a ValueError for anything else."""
+    try:
+        h, w = (int(v) for v in str(text).lower().split("x"))
+    except ValueError:
+        raise ValueError(f"size {text!r} is not HxW, e.g. 512x1024") from None
+    if h <= 0 or w <= 0:
+        raise ValueError(f"size {text!r} must be positive")
+    return (h, w)
+
+
 def check_size(size, what):
     """Raise a ValueError naming `what` (an option, a file) when `(H, W)` is below the
     minimum; a None side (a dynamic model) passes."""

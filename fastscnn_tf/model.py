@@ -269,5 +269,73 @@ def fold_input_normalization(model):
     return folded
 
 
+def copy_weights_by_name(model, source):
+    """Copy `source`'s weights into `model` layer by layer (the names say where a layer sits
+    in the paper, the same in every Fast-SCNN built here); returns what happened.
+
+    Returns:
+        dict with `loaded` (layer names), `reinitialised` ([(name, why)]: shapes differ, e.g.
+        the classifier for another class count), `not_in_source` (model layers the source
+        lacks, e.g. an aux head) and `unused` (source layers the model lacks).
+    """
+    found = {layer.name: layer for layer in source.layers if layer.weights}
+    report = {"loaded": [], "reinitialised": [], "not_in_source": [], "unused": []}
+    for layer in model.layers:
+        if not layer.weights:
+            continue
+        other = found.pop(layer.name, None)
+        if other is None:
+            report["not_in_source"].append(layer.name)
+            continue
+        have = [tuple(w.shape) for w in layer.weights]
+        given = [tuple(w.shape) for w in other.weights]
+        if have != given:
+            report["reinitialised"].append((layer.name, f"source {given[0]}, here {have[0]}"))
+            continue
+        layer.set_weights(other.get_weights())
+        report["loaded"].append(layer.name)
+    report["unused"] = sorted(found)
+    return report
+
+
+def inference_model(model, num_classes=None):
+    """The deployable network of a (training) Fast-SCNN: no aux heads, any input size,
+    float32; weights copied by layer name."""
+    num_classes = num_classes or int(model.outputs[0].shape[-1])
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("float32")
+    try:
+        result = FastSCNN(num_classes)
+    finally:
+        keras.config.set_dtype_policy(previous)
+    for layer in result.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return result
+
+
+def from_preset(name, num_classes=None, *, aux=False, aux2=False):
+    """The trained preset `name` (`fastscnn presets`) as a float Fast-SCNN taking RGB in
+    [0, 255] at any size, read from the package (nothing is downloaded).
+
+    With another `num_classes`, or aux heads for training, the network is built for them and
+    every layer that fits is loaded: only the classifier (and the aux heads) start fresh, as
+    keras-hub's `from_preset(..., num_classes=)` does.
+
+    Example:
+        >>> model = FastSCNN.from_preset("camvid")                    # 11 CamVid classes
+        >>> model = FastSCNN.from_preset("camvid", num_classes=6, aux=True)  # to fine-tune
+    """
+    from fastscnn_tf.modelfile import load_keras_model
+
+    trained = load_keras_model(presets.path(name, "float"))
+    classes = int(trained.outputs[0].shape[-1])
+    if num_classes in (None, classes) and not aux and not aux2:
+        return trained
+    model = FastSCNN(num_classes or classes, aux=aux, aux2=aux2)
+    copy_weights_by_name(model, trained)
+    return model
+
+
 # Keras-style preset loading, `FastSCNN.from_preset("camvid")`, as keras-hub's models offer it.
-FastSCNN.from_preset = presets.from_preset
+FastSCNN.from_preset = from_preset

@@ -10,6 +10,7 @@ batch-norm statistics included, is copied.
 import os
 
 from fastscnn_tf import presets
+from fastscnn_tf.model import copy_weights_by_name
 
 CHECKPOINT_SUFFIXES = (".pth", ".pt", ".npz", ".tar", ".bin")
 
@@ -44,34 +45,6 @@ def source_model(spec):
     return weights.import_state_dict(state, aux=has_aux)
 
 
-def transfer(model, source):
-    """Copy `source`'s weights into `model` layer by layer; returns what happened.
-
-    Returns:
-        dict with `loaded` (layer names), `reinitialised` ([(name, why)]: shapes differ),
-        `not_in_source` (model layers the source lacks, e.g. an aux head) and `unused`
-        (source layers the model lacks).
-    """
-    found = {layer.name: layer for layer in source.layers if layer.weights}
-    report = {"loaded": [], "reinitialised": [], "not_in_source": [], "unused": []}
-    for layer in model.layers:
-        if not layer.weights:
-            continue
-        other = found.pop(layer.name, None)
-        if other is None:
-            report["not_in_source"].append(layer.name)
-            continue
-        have = [tuple(w.shape) for w in layer.weights]
-        given = [tuple(w.shape) for w in other.weights]
-        if have != given:
-            report["reinitialised"].append((layer.name, f"source {given[0]}, here {have[0]}"))
-            continue
-        layer.set_weights(other.get_weights())
-        report["loaded"].append(layer.name)
-    report["unused"] = sorted(found)
-    return report
-
-
 def format_report(spec, report):
     lines = [f"--init-from {spec}: loaded {len(report['loaded'])} layers"]
     if report["reinitialised"]:
@@ -88,7 +61,7 @@ def format_report(spec, report):
 
 def init_from(model, spec):
     """Load `spec`'s weights into `model` where they fit; returns the printed summary."""
-    report = transfer(model, source_model(spec))
+    report = copy_weights_by_name(model, source_model(spec))
     if not report["loaded"]:
         raise ValueError(f"--init-from {spec}: no layer of it matches this Fast-SCNN.")
     return format_report(spec, report)

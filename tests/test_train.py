@@ -13,9 +13,10 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
-from fastscnn_tf import cli, optim
+from fastscnn_tf import callbacks as train_callbacks
+from fastscnn_tf import cli, optim, training
 from fastscnn_tf.cli import config as cfg
-from fastscnn_tf.cli import train, train_callbacks, train_setup
+from fastscnn_tf.cli import train, train_setup
 from fastscnn_tf.model import FastSCNN
 
 IGNORE = 255
@@ -118,7 +119,7 @@ def test_aux_losses_weighted_04():
 def test_inference_model_drops_aux_heads_and_keeps_main_output():
     config = _config(aux=True, aux2=True)
     model = train_setup.build_training_model(config, 4, total_steps=10)
-    final = train_setup.inference_model(model, 4)
+    final = training.inference_model(model, 4)
     assert len(final.outputs) == 1 and final.input_shape == (None, None, None, 3)
     x = np.random.default_rng(1).uniform(0, 255, (1, 96, 64, 3)).astype("float32")
     np.testing.assert_allclose(final(x), model(x, training=False)[0], rtol=1e-5, atol=1e-5)

@@ -11,7 +11,7 @@ import pathlib
 
 import pytest
 
-from fastscnn_tf.cli.train import TrainConfig
+from fastscnn_tf import training
 
 pytest.importorskip("torch")
 ROOT = pathlib.Path(__file__).parents[1]
@@ -25,12 +25,12 @@ def twin():
     return module
 
 
+NUM_CLASSES = 5
+
+
 def config(**overrides):
-    values = dict(
-        aux=True, aux2=False, num_classes=5, ignore_index=5, weight_decay=0.05,
-        weight_decay_all=True,
-    )  # fmt: skip
-    return TrainConfig(**{**values, **overrides})
+    values = dict(ignore_index=NUM_CLASSES, weight_decay=0.05, weight_decay_all=True)
+    return training.Recipe(**{**values, **overrides})
 
 
 def worst_ratio(records, quantity):
@@ -40,8 +40,8 @@ def worst_ratio(records, quantity):
 
 def test_train_step_matches_reference(twin):
     cfg = config()
-    batches = twin.make_batches(3, 8, (64, 64), cfg.num_classes, cfg.ignore_index)
-    records = twin.run_twin(cfg, batches, total_steps=20, log=lambda line: None)
+    batches = twin.make_batches(3, 8, (64, 64), NUM_CLASSES, cfg.ignore_index)
+    records = twin.run_twin(cfg, NUM_CLASSES, batches, total_steps=20, log=lambda line: None)
     first = records[0]
     # Step 1 starts from identical weights: the losses agree to float32 rounding.
     assert first["keras"]["loss"] < 1e-5
@@ -51,6 +51,6 @@ def test_train_step_matches_reference(twin):
 
 def test_twin_run_notices_another_recipe(twin):
     cfg = config(weight_decay_all=False)  # the project's default: conv kernels only
-    batches = twin.make_batches(1, 8, (64, 64), cfg.num_classes, cfg.ignore_index)
-    records = twin.run_twin(cfg, batches, total_steps=20, log=lambda line: None)
+    batches = twin.make_batches(1, 8, (64, 64), NUM_CLASSES, cfg.ignore_index)
+    records = twin.run_twin(cfg, NUM_CLASSES, batches, total_steps=20, log=lambda line: None)
     assert worst_ratio(records, "weights") > 10.0, records

@@ -22,7 +22,7 @@ from fastscnn_tf import tflog
 tflog.import_tensorflow()  # first, without its start-up log (FASTSCNN_TF_LOG=1 shows it)
 
 from fastscnn_tf import data, export, metrics  # noqa: E402
-from fastscnn_tf.cli.config import parse_size  # noqa: E402
+from fastscnn_tf.geometry import parse_size  # noqa: E402
 from fastscnn_tf.runtime import load_runtime  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))

@@ -13,6 +13,7 @@ import json
 import types
 import typing
 
+from fastscnn_tf import geometry
 from fastscnn_tf.files import check_output_dir, check_output_file, write_text_atomic
 
 # Config fields that name what a job writes, by the convention every job follows.
@@ -20,14 +21,11 @@ OUTPUT_FIELDS = {"out": "folder", "output_dir": "folder", "dest": "folder", "out
 
 
 def parse_size(text):
-    """`HxW` (e.g. `512x1024`) -> (H, W)."""
+    """`HxW` (e.g. `512x1024`) -> (H, W), for argparse (`geometry.parse_size`)."""
     try:
-        h, w = (int(v) for v in str(text).lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"size {text!r} is not HxW, e.g. 512x1024") from None
-    if h <= 0 or w <= 0:
-        raise argparse.ArgumentTypeError(f"size {text!r} must be positive")
-    return (h, w)
+        return geometry.parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def parse_range(text):

@@ -25,11 +25,11 @@ import time
 import keras
 import tensorflow as tf
 
+from fastscnn_tf import callbacks as cb
 from fastscnn_tf import data as data_lib
 from fastscnn_tf import labels as labels_lib
-from fastscnn_tf import transfer
+from fastscnn_tf import training, transfer
 from fastscnn_tf.cli import compat
-from fastscnn_tf.cli import train_callbacks as cb
 from fastscnn_tf.cli import train_setup as setup_lib
 from fastscnn_tf.cli.config import field, parse_range, parse_size, save_config
 from fastscnn_tf.files import write_text_atomic
@@ -196,7 +196,7 @@ def make_callbacks(session):
 def fit(session, callbacks):
     """`model.fit` from the session's start step; returns (histories, seconds)."""
     config = session.config
-    names = setup_lib.output_names(config)
+    names = training.output_names(config.aux, config.aux2)
 
     def train_data(step):
         ds = data_lib.make_pipeline(
@@ -215,10 +215,10 @@ def fit(session, callbacks):
             scale_range=config.scale_range,
             antialias=config.antialias,
         )
-        return ds.map(setup_lib.targets(names), num_parallel_calls=tf.data.AUTOTUNE)
+        return ds.map(training.targets(names), num_parallel_calls=tf.data.AUTOTUNE)
 
     val_data = data_lib.make_pipeline(session.val_source, batch_size=config.val_batch_size)
-    val_data = val_data.map(setup_lib.targets(names))
+    val_data = val_data.map(training.targets(names))
     resumed = f" (resuming at step {session.start_step})" if session.start_step else ""
     print(
         f"training on {session.train_source.name}, validating on {session.val_source.name}: "
@@ -284,7 +284,7 @@ def finalise(session, history, seconds):
             f"training stopped at step {steps}: the loss became NaN "
             f"(try a lower --lr); the last good epoch is in {out}/last.keras."
         )
-    final = setup_lib.inference_model(model, session.config.num_classes)
+    final = training.inference_model(model, session.config.num_classes)
     save_model_atomic(final, os.path.join(out, "model.keras"))
     shutil.rmtree(os.path.join(out, "backup"), ignore_errors=True)
     last_logs = {}

@@ -7,18 +7,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from fastscnn_tf import callbacks as callbacks_lib
 from fastscnn_tf import data as data_lib
 from fastscnn_tf import losses as losses_lib
-from fastscnn_tf import metrics as metrics_lib
-from fastscnn_tf import transfer
+from fastscnn_tf import training, transfer
 from fastscnn_tf.cli import compat
 from fastscnn_tf.cli.config import load_config
 from fastscnn_tf.geometry import check_size
 from fastscnn_tf.model import FastSCNN
-from fastscnn_tf.optim import PolyDecay, SGDWithL2, decayed_paths
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
-BACKUP_STATE = "state.json"  # written last by a backup: a run with one is resumable
+BACKUP_STATE = callbacks_lib.BACKUP_STATE
 
 
 def make_strategy(name):
@@ -191,70 +190,27 @@ def first_examples(source, count):
     return np.stack(images), np.stack(masks).astype(np.int32)
 
 
-def output_names(config):
-    return (
-        ["logits"]
-        + (["aux_logits"] if config.aux else [])
-        + (["aux2_logits"] if config.aux2 else [])
+def recipe_of(config, class_weights=None):
+    """The `training.Recipe` the options describe."""
+    return training.Recipe(
+        lr=config.lr,
+        momentum=config.momentum,
+        weight_decay=config.weight_decay,
+        weight_decay_all=config.weight_decay_all,
+        poly_power=config.poly_power,
+        warmup_steps=config.warmup_steps,
+        aux_weight=config.aux_weight,
+        ohem=config.ohem,
+        ohem_min_kept=config.ohem_min_kept,
+        class_weights=None if class_weights is None else tuple(class_weights),
+        ignore_index=config.ignore_index,
+        jit=config.jit,
     )
 
 
 def build_training_model(config, num_classes, total_steps, class_weights=None, model=None):
     """Fast-SCNN with the configured aux heads (or `model`, built to match them), compiled
-    with the paper's recipe."""
+    with the configured recipe (`training.compile`)."""
     if model is None:
         model = FastSCNN(num_classes, aux=config.aux, aux2=config.aux2)
-    names = output_names(config)
-    loss = losses_lib.SegmentationCrossEntropy(
-        ignore_index=config.ignore_index,
-        class_weights=class_weights,
-        ohem_threshold=0.7 if config.ohem else None,
-        ohem_min_kept=config.ohem_min_kept,
-    )
-    optimizer = SGDWithL2(
-        learning_rate=PolyDecay(config.lr, total_steps, config.poly_power, config.warmup_steps),
-        momentum=config.momentum,
-        l2=config.weight_decay,
-        decay_paths=(
-            [v.path for v in model.trainable_variables]
-            if config.weight_decay_all
-            else decayed_paths(model)
-        ),
-    )
-    metrics = [
-        metrics_lib.MeanIoU(num_classes, config.ignore_index),
-        metrics_lib.PixelAccuracy(num_classes, config.ignore_index),
-    ]
-    if len(names) == 1:
-        model.compile(optimizer, loss=loss, metrics=metrics, jit_compile=config.jit)
-    else:
-        model.compile(
-            optimizer,
-            loss={name: loss for name in names},
-            loss_weights={name: 1.0 if name == "logits" else config.aux_weight for name in names},
-            metrics={"logits": metrics},
-            jit_compile=config.jit,
-        )
-    return model
-
-
-def inference_model(model, num_classes):
-    """The deployable network: no aux heads, any input size, float32; weights copied by layer
-    name from the training model."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy("float32")
-    try:
-        result = FastSCNN(num_classes)
-    finally:
-        keras.config.set_dtype_policy(previous)
-    for layer in result.layers:
-        if layer.weights:
-            layer.set_weights(model.get_layer(layer.name).get_weights())
-    return result
-
-
-def targets(names):
-    """Map `(images, masks)` to the target structure of a model with these outputs."""
-    if len(names) == 1:
-        return lambda images, masks: (images, masks)
-    return lambda images, masks: (images, {name: masks for name in names})
+    return training.compile(model, recipe_of(config, class_weights), total_steps=total_steps)

@@ -92,14 +92,3 @@ def describe():
             f"{'':<10} files: {preset['dir']}"
         )
     return "\n".join(lines) if lines else "no presets in this install"
-
-
-def from_preset(name):
-    """The trained preset `name` as a float `keras.Model` taking RGB in [0, 255] at any size.
-
-    Example:
-        >>> model = FastSCNN.from_preset("camvid")  # 11 CamVid classes, read from the package
-    """
-    from fastscnn_tf.modelfile import load_keras_model
-
-    return load_keras_model(path(name, "float"))

@@ -1,4 +1,5 @@
-"""The callbacks of `fastscnn train`: exact-resume backups, checkpoints, logs and pictures."""
+"""Training callbacks: exact-resume backups, checkpoints, logs and pictures (what `fastscnn
+train` runs; `training.callbacks` gives a Python user the same set)."""
 
 import json
 import math
@@ -11,11 +12,12 @@ import tensorflow as tf
 from keras import ops
 
 from fastscnn_tf import viz
-from fastscnn_tf.cli.train_setup import BACKUP_STATE, inference_model
 from fastscnn_tf.files import atomic_path, write_text_atomic
+from fastscnn_tf.model import inference_model
 from fastscnn_tf.modelfile import save_model_atomic
 
 MONITOR = "val_miou"
+BACKUP_STATE = "state.json"  # written last by a backup: a run with one is resumable
 
 
 def random_states(model):

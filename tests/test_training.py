@@ -1,0 +1,82 @@
+"""The library trains on its own (#23): preset with a new class count, compile, fit, resume,
+int8 export, all in plain Python, no `fastscnn_tf.cli`."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from fastscnn_tf import FastSCNN, data, export, losses, training
+from fastscnn_tf.runtime import load_runtime
+
+
+def test_preset_with_new_classes_compile_fit_and_int8_export(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = FastSCNN.from_preset("camvid", num_classes=6, aux=True)
+    preset = FastSCNN.from_preset("camvid")
+    # Everything but the classifiers is the preset's; the new heads start fresh.
+    np.testing.assert_array_equal(
+        model.get_layer("gfe_ppm_out").get_weights()[0],
+        preset.get_layer("gfe_ppm_out").get_weights()[0],
+    )
+    assert model.get_layer("cls_conv").get_weights()[0].shape[-1] == 6
+    assert model.output_names == ["logits", "aux_logits"]
+
+    recipe = training.Recipe(ignore_index=255)
+    training.compile(model, recipe, total_steps=4)
+    source = data.load_source("synthetic:16:64x80", "train", num_classes=6)
+    batches = data.make_pipeline(
+        source, batch_size=2, crop=(64, 64), augment=True, shuffle=True, repeat=True
+    )
+    val = data.make_pipeline(data.load_source("synthetic:4:64x80", "val", num_classes=6),
+                             batch_size=2)  # fmt: skip
+    before = model.get_layer("cls_conv").get_weights()[0].copy()
+    history = model.fit(
+        batches.map(training.targets(model)),
+        epochs=2,
+        steps_per_epoch=2,
+        validation_data=val.map(training.targets(model)),
+        callbacks=training.callbacks(str(tmp_path / "run"), backup_every=1),
+        verbose=0,
+    )
+    assert np.isfinite(history.history["loss"]).all()
+    assert not np.array_equal(before, model.get_layer("cls_conv").get_weights()[0])
+    assert int(model.optimizer.iterations.numpy()) == 4
+    for name in ("last.keras", "best.keras", "log.csv"):
+        assert (tmp_path / "run" / name).exists(), name
+
+    # A fresh process would resume from the backup at the exact step.
+    again = training.compile(FastSCNN(6, aux=True), recipe, total_steps=4)
+    assert training.restore(again, str(tmp_path / "run")) == 4
+    for a, b in zip(again.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+    final = training.inference_model(model)
+    assert final.output_names == ["logits"] and final.input_shape == (None, None, None, 3)
+    path = export.export_tflite(final, tmp_path / "mine.tflite", size=(64, 96),
+                                precision="int8", representative="synthetic:8:64x96",
+                                calibration_images=4, metadata=False)  # fmt: skip
+    image = next(iter(source.dataset))["image"].numpy()
+    classes = load_runtime(path).segment(image[None])[0]
+    assert classes.shape == image.shape[:2] and classes.max() < 6
+    assert os.path.exists(tmp_path / "mine.labels.txt")
+
+
+def test_recipe_reaches_the_compiled_model():
+    """Aux weights, OHEM, class weights and the poly schedule come from the Recipe."""
+    model = FastSCNN(3, aux=True, aux2=True)
+    recipe = training.Recipe(lr=0.01, aux_weight=0.25, ohem=True, class_weights=(1.0, 2.0, 3.0),
+                             ignore_index=7, poly_power=1.0)  # fmt: skip
+    training.compile(model, recipe, total_steps=10)
+    weights = model._compile_loss._user_loss_weights
+    assert weights == {"logits": 1.0, "aux_logits": 0.25, "aux2_logits": 0.25}
+    loss = model.loss["logits"]
+    assert isinstance(loss, losses.SegmentationCrossEntropy)
+    assert loss.class_weights == [1.0, 2.0, 3.0] and loss.ignore_index == 7
+    assert loss.ohem_threshold == 0.7
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.01)  # step 0
+    model.optimizer.iterations.assign(5)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.005)  # power 1: linear
+    with pytest.raises(ValueError, match="total_steps"):
+        training.compile(FastSCNN(3), total_steps=0)
