@@ -87,7 +87,8 @@ def main(argv=None):
         print("| --max-size | peak RSS (GB) | wall (s) |")
         print("|---:|---:|---:|")
         for max_size in args.max_sizes:
-            peak_gb, seconds = measure(photo, model, os.path.join(folder, "out"), max_size)
+            out = os.path.join(folder, f"out-{max_size}")  # predict never overwrites
+            peak_gb, seconds = measure(photo, model, out, max_size)
             print(f"| {max_size or 'none'} | {peak_gb:.2f} | {seconds:.0f} |", flush=True)
     return 0
 

@@ -51,16 +51,20 @@ def blend(image, colours, opacity):
     return out
 
 
-def classes_by_area(classes, num_classes):
-    counts = np.bincount(classes.ravel(), minlength=num_classes)
+def classes_by_area(classes, num_classes, weights=None):
+    """`[(class, share of pixels)]`, largest first; `weights` (same shape as `classes`) count
+    a pixel that many times (a small map standing for a larger one)."""
+    flat_weights = None if weights is None else np.asarray(weights, np.float64).ravel()
+    counts = np.bincount(classes.ravel(), weights=flat_weights, minlength=num_classes)
     order = np.argsort(-counts, kind="stable")
-    return [(int(c), counts[c] / classes.size) for c in order if counts[c] > 0]
+    total = counts.sum()
+    return [(int(c), counts[c] / total) for c in order if counts[c] > 0]
 
 
-def add_legend(picture, entries, labels):
-    """Append a legend panel (colour swatch, class name, share of pixels) to the right."""
+def legend_panel(height, entries, labels):
+    """uint8 `(height, w, 3)` legend (colour swatch, class name, share of pixels per entry of
+    `classes_by_area`), drawn to stand right of a picture of that height."""
     font = ImageFont.load_default()
-    height = picture.shape[0]
     rows = max(1, (height - 4) // LEGEND_ROW)
     columns = -(-len(entries) // rows)
     texts = [f"{labels.names[c]} {share:.0%}" for c, share in entries]
@@ -75,7 +79,12 @@ def add_legend(picture, entries, labels):
             [x, y, x + LEGEND_SWATCH, y + LEGEND_SWATCH], fill=labels.colors[c], outline=(0, 0, 0)
         )
         draw.text((x + LEGEND_SWATCH + 6, y), text, fill=(0, 0, 0), font=font)
-    return np.concatenate([picture, np.asarray(panel)], axis=1)
+    return np.asarray(panel)
+
+
+def add_legend(picture, entries, labels):
+    """Append a legend panel (`legend_panel`) to the right of `picture`."""
+    return np.concatenate([picture, legend_panel(picture.shape[0], entries, labels)], axis=1)
 
 
 def overlay(image, classes, colors, alpha=0.5, ignore_index=None):

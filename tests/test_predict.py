@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastscnn_tf import cli, export, viz
+from fastscnn_tf import cli, export, pngstream, viz
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.cli import predict
 from fastscnn_tf.data import synthetic
@@ -193,16 +193,16 @@ def test_animated_image_says_only_its_first_frame_is_segmented(tmp_path):
 def test_an_image_gets_all_three_outputs_or_none(model_path, tmp_path, monkeypatch):
     Image.fromarray(synthetic.example(0, size=(64, 96))[0]).save(tmp_path / "a.png")
     out = tmp_path / "out"
-    saved = []
-    original = Image.Image.save
+    closed = []
+    original = pngstream.PNGWriter.close
 
-    def save(self, fp, *args, **kwargs):
-        if len(saved) == 2:
+    def close(self):  # the third file fails as it ends, after two were complete
+        if len(closed) == 2:
             raise OSError("disk full")
-        saved.append(fp)
-        return original(self, fp, *args, **kwargs)
+        closed.append(self)
+        return original(self)
 
-    monkeypatch.setattr(Image.Image, "save", save)
+    monkeypatch.setattr(pngstream.PNGWriter, "close", close)
     runtime = load_runtime(model_path)
     with pytest.raises(OSError, match="disk full"):
         predict.predict_file(runtime, str(tmp_path / "a.png"), str(out), LABELS)
@@ -305,3 +305,34 @@ def test_a_rename_that_fails_midway_puts_the_earlier_files_back(tmp_path, monkey
     monkeypatch.setattr(os, "replace", original)
     assert targets[0].read_bytes() == b"old mask"
     assert sorted(os.listdir(tmp_path)) == ["a_mask.png"]  # no new file, no temporary
+
+
+def test_streamed_png_equals_the_picture_written_whole(tmp_path):
+    """`pngstream` bands make the same pixels as PIL's one-shot PNG, for RGB and grey."""
+    rng = np.random.default_rng(0)
+    for mode, shape in (("RGB", (70, 33, 3)), ("L", (70, 33))):
+        picture = rng.integers(0, 256, shape, dtype=np.uint8)
+        path = tmp_path / f"{mode}.png"
+        with open(path, "wb") as f:
+            writer = pngstream.PNGWriter(f, 33, 70, mode)
+            for start in range(0, 70, 16):  # uneven bands, the last one short
+                writer.write(picture[start : start + 16])
+            writer.close()
+        with Image.open(path) as read:
+            assert read.mode == mode
+            np.testing.assert_array_equal(np.asarray(read), picture)
+    with pytest.raises(ValueError, match="30 of 70 rows"):
+        with open(tmp_path / "short.png", "wb") as f:
+            writer = pngstream.PNGWriter(f, 33, 70, "L")
+            writer.write(picture[:30])
+            writer.close()
+
+
+def test_legend_shares_of_a_small_map_weigh_each_pixel_by_what_it_stands_for():
+    small = np.array([[0, 1], [1, 2]], np.uint8)
+    # Scaled up to 3x3 nearest: rows (0, 1, 1), cols (0, 1, 1) -> class 0 on 1 pixel, 1 on 4,
+    # 2 on 4; counted on the 3x3 map itself:
+    rows, cols = np.array([0, 1, 1]), np.array([0, 1, 1])
+    big = small[rows][:, cols]
+    weights = np.outer(np.bincount(rows, minlength=2), np.bincount(cols, minlength=2))
+    assert viz.classes_by_area(small, 3, weights) == viz.classes_by_area(big, 3)

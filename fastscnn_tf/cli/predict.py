@@ -26,6 +26,7 @@ TensorFlow is imported by `run` (through the runtime), not by this module, so th
 `fastscnn predict --help` starts fast.
 """
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -34,7 +35,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from fastscnn_tf import imageops, viz
+from fastscnn_tf import imageops, pngstream, viz
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.cli.config import field
 from fastscnn_tf.files import atomic_paths
@@ -151,36 +152,51 @@ def check_pixels(path, width, height, limit):
         )
 
 
-def read_rgb(path):
-    """An image file -> (uint8 (H, W, 3) array, note or None). Clear errors for bad files."""
+def open_rgb(path):
+    """An image file -> (decoded PIL RGB image, note or None). Clear errors for bad files.
+    The caller closes the image; an RGB photo is returned as PIL decoded it (no copy of a
+    large photo)."""
     notes = []
     try:
         with warnings.catch_warnings():
             # Between 1x and 2x the limit PIL only warns; check_pixels makes it an error.
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             image = Image.open(path)
-        with image:
-            check_pixels(path, *image.size, Image.MAX_IMAGE_PIXELS)
-            frames = getattr(image, "n_frames", 1)
-            if frames > 1:
-                notes.append(f"{frames} frames (animated or multi-page); segmented the first")
-            image.load()
-            mode = image.mode
-            if mode == "RGB":
-                rgb = np.asarray(image, np.uint8).copy()
-            elif mode in CONVERTIBLE_MODES:
-                rgb = np.asarray(image.convert("RGB"), np.uint8).copy()
-                notes.append(f"converted {mode} image to RGB")
-            else:
-                raise ValueError(
-                    f"{path}: image mode {mode} (16-bit or float) is not supported; "
-                    "save it as 8-bit RGB."
-                )
     except Image.DecompressionBombError as error:  # above 2x the limit, raised by open
         raise ValueError(f"{path}: too large to decode safely ({error}).") from None
     except (UnidentifiedImageError, OSError, SyntaxError) as error:
         raise ValueError(f"{path}: not a readable image ({error}).") from None
-    return rgb, (f"{path}: " + "; ".join(notes)) if notes else None
+    try:
+        check_pixels(path, *image.size, Image.MAX_IMAGE_PIXELS)
+        frames = getattr(image, "n_frames", 1)
+        if frames > 1:
+            notes.append(f"{frames} frames (animated or multi-page); segmented the first")
+        image.load()
+        mode = image.mode
+        if mode not in ("RGB", *CONVERTIBLE_MODES):
+            raise ValueError(
+                f"{path}: image mode {mode} (16-bit or float) is not supported; "
+                "save it as 8-bit RGB."
+            )
+        if mode != "RGB":
+            notes.append(f"converted {mode} image to RGB")
+        if mode != "RGB" or frames > 1:
+            converted = image.convert("RGB")
+            image.close()
+            image = converted
+    except BaseException as error:
+        image.close()
+        if isinstance(error, (UnidentifiedImageError, OSError, SyntaxError)):
+            raise ValueError(f"{path}: not a readable image ({error}).") from None
+        raise
+    return image, (f"{path}: " + "; ".join(notes)) if notes else None
+
+
+def read_rgb(path):
+    """An image file -> (uint8 (H, W, 3) array, note or None). Clear errors for bad files."""
+    image, note = open_rgb(path)
+    with image:
+        return np.asarray(image, np.uint8).copy(), note
 
 
 def network_size(size, max_size, min_side=1):
@@ -196,46 +212,74 @@ def network_size(size, max_size, min_side=1):
     return (max(1, round(h * scale)), max(1, round(w * scale)))
 
 
-def segment_bounded(runtime, image, max_size):
-    """Class map `(H, W)` of one uint8 image, the network seeing it at `network_size`; the
-    map is scaled back nearest, so memory follows `max_size`, not the photo."""
-    size = image.shape[:2]
-    small = network_size(size, max_size, MIN_INPUT_SIZE)
-    if small != size:
-        resized = Image.fromarray(image).resize((small[1], small[0]), Image.Resampling.BILINEAR)
-        image = np.asarray(resized)
-    classes = runtime.segment(image[None])[0]
-    if small == size:
-        return classes
-    # Classes fit in uint8 for every model predict can save (the classes PNG is 8-bit).
-    dtype = np.uint8 if runtime.num_classes <= 256 else np.int32
-    return imageops.resize_nearest(classes.astype(dtype), *size)
+# Rows of the photo post-processed at a time: memory for the outputs follows the band, not
+# the photo (about 25 bytes a pixel of a band).
+BAND_ROWS = 256
 
 
 def predict_file(
     runtime, path, out_dir, labels, opacity=0.5, max_size=DEFAULT_MAX_SIZE, outputs=None
 ):
     """Segment one image file and write its three PNGs (`outputs`: `{kind: path}`, default
-    `<stem>_<kind>.png` in `out_dir`); returns their paths."""
-    image, note = read_rgb(path)
+    `<stem>_<kind>.png` in `out_dir`); returns their paths.
+
+    The class map stays at the size the network saw; the photo-sized pictures are made and
+    written a band of rows at a time (`pngstream`), so beyond the decoded photo, memory
+    follows `max_size`, not the photo."""
+    photo, note = open_rgb(path)
     if note:
         print(f"note: {note}")
-    try:
-        classes = segment_bounded(runtime, image, max_size)
-    except ValueError as error:
-        raise ValueError(f"{path}: {error}") from None
-    stem = os.path.splitext(os.path.basename(path))[0]
-    colours = viz.colorize(classes, labels.colors)
-    overlay = viz.add_legend(
-        viz.blend(image, colours, opacity), viz.classes_by_area(classes, labels.num_classes), labels
-    )
-    if outputs is None:
-        outputs = {kind: os.path.join(out_dir, f"{stem}_{kind}.png") for kind in OUTPUT_KINDS}
-    pictures = {"mask": colours, "overlay": overlay, "classes": classes.astype(np.uint8)}
-    with atomic_paths(list(outputs.values())) as temporaries:
-        for key, tmp in zip(outputs, temporaries, strict=True):
-            Image.fromarray(pictures[key]).save(tmp, format="PNG")
+    with photo:
+        width, height = photo.size
+        small = network_size((height, width), max_size, MIN_INPUT_SIZE)
+        seen = photo if small == (height, width) else photo.resize(small[::-1], Image.BILINEAR)
+        try:
+            classes = runtime.segment(np.asarray(seen, np.uint8)[None])[0]
+        except ValueError as error:
+            raise ValueError(f"{path}: {error}") from None
+        if runtime.num_classes > 256:
+            raise ValueError(f"{path}: the classes PNG is 8-bit; the model has 256+ classes.")
+        classes = classes.astype(np.uint8)
+        if outputs is None:
+            stem = os.path.splitext(os.path.basename(path))[0]
+            outputs = {kind: os.path.join(out_dir, f"{stem}_{kind}.png") for kind in OUTPUT_KINDS}
+        _write_pictures(photo, classes, labels, opacity, outputs)
     return outputs
+
+
+def _write_pictures(photo, classes, labels, opacity, outputs):
+    """The three PNGs of `photo` from its class map at the network's size, band by band."""
+    width, height = photo.size
+    rows = imageops.nearest_indices(classes.shape[0], height)
+    cols = imageops.nearest_indices(classes.shape[1], width)
+    # Each small pixel stands for (its rows) x (its columns) of the photo: exact shares.
+    weights = np.outer(
+        np.bincount(rows, minlength=classes.shape[0]), np.bincount(cols, minlength=classes.shape[1])
+    )
+    entries = viz.classes_by_area(classes, labels.num_classes, weights)
+    panel = viz.legend_panel(height, entries, labels)
+    palette = np.asarray(labels.colors, np.uint8).reshape(-1, 3)
+    if classes.max(initial=0) >= len(palette):
+        raise ValueError(f"class {int(classes.max())} has no colour (palette of {len(palette)}).")
+    paths = [outputs[kind] for kind in OUTPUT_KINDS]
+    with atomic_paths(paths) as temporaries, contextlib.ExitStack() as files:
+        handles = [files.enter_context(open(tmp, "wb")) for tmp in temporaries]
+        writers = {
+            "mask": pngstream.PNGWriter(handles[0], width, height, "RGB"),
+            "overlay": pngstream.PNGWriter(handles[1], width + panel.shape[1], height, "RGB"),
+            "classes": pngstream.PNGWriter(handles[2], width, height, "L"),
+        }
+        for start in range(0, height, BAND_ROWS):
+            stop = min(height, start + BAND_ROWS)
+            band = classes[rows[start:stop]][:, cols]
+            colours = palette[band]
+            image = np.asarray(photo.crop((0, start, width, stop)), np.uint8)
+            blended = viz.blend(image, colours, opacity)
+            writers["mask"].write(colours)
+            writers["overlay"].write(np.concatenate([blended, panel[start:stop]], axis=1))
+            writers["classes"].write(band)
+        for writer in writers.values():
+            writer.close()
 
 
 def run(config):
