@@ -8,7 +8,7 @@ DEMO := runs/demo
 DEMO_SIZE := 128x160
 ASSETS := android_demo/app/src/main/assets
 
-.PHONY: demo test android-test web web-test lint venv clean
+.PHONY: demo test test-fast android-test web web-test lint venv clean
 
 venv: $(STAMP)
 
@@ -77,8 +77,13 @@ $(DEMO)/assets/.done: | $(STAMP)
 # Chromium and the npm packages they need.
 test: $(STAMP)
 	bash web/setup.sh
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
 	bash android_demo/core/test.sh
+
+# The inner loop: everything but the slow, browser, PyTorch and process-starting tests
+# (tests/conftest.py gives the markers); `make test` still runs them all.
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow and not browser and not torch and not subprocess" --durations=10
 
 android-test:
 	bash android_demo/core/test.sh

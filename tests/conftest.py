@@ -1,0 +1,32 @@
+"""The suite's shared harness: markers given by what a test needs, so `make test-fast` can
+leave out the slow kinds (`make test` runs everything).
+
+- `browser`: drives Debian's Chromium (tests/test_web.py).
+- `torch`: compares with PyTorch itself (tests/test_twin_run.py).
+- `subprocess`: starts Python processes (`fastscnn` as a user runs it, kills, workers).
+- `slow`: trains or converts at full size (marked by hand).
+"""
+
+import inspect
+
+import pytest
+
+BY_MODULE = {"test_web.py": "browser", "test_twin_run.py": "torch"}
+SUBPROCESS_WORDS = ("subprocess.", "sys.executable")
+
+
+def _starts_processes(function):
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return False
+    return any(word in source for word in SUBPROCESS_WORDS)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        marker = BY_MODULE.get(item.path.name)
+        if marker:
+            item.add_marker(getattr(pytest.mark, marker))
+        if _starts_processes(getattr(item, "function", None)):
+            item.add_marker(pytest.mark.subprocess)
