@@ -119,9 +119,10 @@ def check_models(config):
     hundreds of MB spent on an argument that was wrong from the start)."""
     from fastscnn_tf import presets  # light: os and json only
 
+    positional = {f.name for f in dataclasses.fields(config) if f.metadata.get("positional")}
     for name in MODEL_FIELDS:
         value = getattr(config, name, None)
-        option = "--" + name.replace("_", "-")
+        option = name if name in positional else "--" + name.replace("_", "-")
         for item in value if isinstance(value, (list, tuple)) else [value]:
             presets.check_model_value(item, option)
 

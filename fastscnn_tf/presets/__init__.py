@@ -62,7 +62,10 @@ def check_model_value(value, option="--model"):
     known variant) nor an existing path: a FileNotFoundError naming `option` and the presets."""
     if not value or split_name(value) is not None:  # split_name refuses unknown variants
         return
-    if not os.path.exists(os.fspath(value)):
+    text = os.fspath(value)
+    if not os.path.exists(text):
+        if "/" in text or os.sep in text or os.path.splitext(text)[1]:
+            raise FileNotFoundError(f"{option} {value} does not exist.")
         available = ", ".join(names()) or "none in this install"
         raise FileNotFoundError(
             f"{option} {value}: no such file, and not a preset (presets: {available})."
