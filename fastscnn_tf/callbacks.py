@@ -92,6 +92,16 @@ class Backup(keras.callbacks.Callback):
             ) from None
 
     @classmethod
+    def saved_step(cls, backup_dir):
+        """The step of the backup in `backup_dir`, 0 where there is none or it is unreadable
+        (what a message about a stopped run can say without failing itself)."""
+        try:
+            state = cls._read_state(backup_dir)
+            return int(state["step"]) if state else 0
+        except (ValueError, KeyError, TypeError):
+            return 0
+
+    @classmethod
     def restore(cls, backup_dir, model):
         """Load a backup into a compiled model; returns the step it was taken at, or 0. A
         weights file that cannot be read falls back to the backup before it, with a note."""

@@ -129,10 +129,9 @@ def callbacks(out, *, backup_every=50, best=True):
     epoch time in the logs, `last.keras` (the training model with its optimizer) each epoch,
     `best.keras` at the best val mIoU (with `best=True` and validation data), `log.csv`, and a
     step-exact backup in `out/backup` that `restore` reads back."""
-    num_classes = None  # read from the model when the first checkpoint is written
     result = [callbacks_lib.EpochStats(), keras.callbacks.TerminateOnNaN()]
-    if best:
-        result.append(callbacks_lib.BestCheckpoint(out, num_classes, callbacks_lib.MONITOR))
+    if best:  # num_classes None: read from the model when the checkpoint is written
+        result.append(callbacks_lib.BestCheckpoint(out, None, callbacks_lib.MONITOR))
     result += [
         callbacks_lib.LastCheckpoint(os.path.join(out, "last.keras")),
         keras.callbacks.CSVLogger(os.path.join(out, "log.csv"), append=True),

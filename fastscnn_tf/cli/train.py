@@ -312,14 +312,6 @@ class Interrupted(KeyboardInterrupt):
     """Ctrl-C during `fit`: says where the run stopped and that the same command resumes."""
 
 
-def _backup_step(out):
-    try:
-        with open(os.path.join(out, "backup", setup_lib.BACKUP_STATE), encoding="utf-8") as f:
-            return int(json.load(f)["step"])
-    except (OSError, ValueError, KeyError, TypeError):
-        return 0
-
-
 def train(config):
     """Run (or resume) one training job; returns a summary dict."""
     session = setup(config)
@@ -327,7 +319,7 @@ def train(config):
         history, seconds = fit(session, make_callbacks(session))
     except KeyboardInterrupt:
         step = int(session.model.optimizer.iterations.numpy())
-        backup = _backup_step(session.out)
+        backup = cb.Backup.saved_step(os.path.join(session.out, "backup"))
         raise Interrupted(
             f"interrupted at step {step}; the same command resumes "
             + (f"from the backup of step {backup}" if backup else "from the start")
