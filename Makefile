@@ -8,7 +8,7 @@ DEMO := runs/demo
 DEMO_SIZE := 128x160
 ASSETS := android_demo/app/src/main/assets
 
-.PHONY: demo test test-fast android-test web web-test lint venv clean
+.PHONY: demo test test-fast android-test arm64-test web web-test lint venv clean
 
 venv: $(STAMP)
 
@@ -77,13 +77,23 @@ $(DEMO)/assets/.done: | $(STAMP)
 # Chromium and the npm packages they need.
 test: $(STAMP)
 	bash web/setup.sh
+	bash tflite/arm64/setup.sh
 	$(PY) -m pytest --durations=25
 	bash android_demo/core/test.sh
 
-# The inner loop: everything but the slow, browser, PyTorch and process-starting tests
+# The inner loop: everything but the slow, browser, PyTorch, ARM64 and process-starting tests
 # (tests/conftest.py gives the markers); `make test` still runs them all.
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow and not browser and not torch and not subprocess" --durations=10
+	$(PY) -m pytest -q -m "not slow and not browser and not torch and not subprocess and not arm64" \
+	  --durations=10
+
+# The phone's kernels under qemu-aarch64: every exported variant on ARM64 LiteRT (the host's
+# version and the app's), four CPU models, 1 and 2 threads, XNNPACK and builtin kernels, against
+# x86 (about 15 minutes on 2 cores); `make test` runs the short form, tests/test_arm64.py.
+arm64-test: $(STAMP)
+	bash tflite/arm64/setup.sh
+	$(PY) tflite/arm64/check.py
+	$(PY) -m pytest tests/test_arm64.py
 
 android-test:
 	bash android_demo/core/test.sh

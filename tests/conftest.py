@@ -3,6 +3,7 @@ leave out the slow kinds (`make test` runs everything).
 
 - `browser`: drives Debian's Chromium (tests/test_web.py).
 - `torch`: compares with PyTorch itself (tests/test_twin_run.py).
+- `arm64`: runs ARM64 LiteRT under qemu-aarch64 (tests/test_arm64.py).
 - `subprocess`: starts Python processes (`fastscnn` as a user runs it, kills, workers).
 - `slow`: trains or converts at full size (marked by hand).
 """
@@ -11,7 +12,7 @@ import inspect
 
 import pytest
 
-BY_MODULE = {"test_web.py": "browser", "test_twin_run.py": "torch"}
+BY_MODULE = {"test_web.py": "browser", "test_twin_run.py": "torch", "test_arm64.py": "arm64"}
 SUBPROCESS_WORDS = ("subprocess.", "sys.executable")
 
 

@@ -1,10 +1,24 @@
 """Shared test helpers (pytest puts this folder on sys.path)."""
 
+import importlib.util
+import pathlib
+
 import keras
 import numpy as np
 from ai_edge_litert import schema_py_generated as schema
 
 from fastscnn_tf import metadata
+
+ROOT = pathlib.Path(__file__).parents[1]
+
+
+def load_script(relative_path):
+    """A script of the repository (benchmarks/, tflite/) as a module, by its path from the root."""
+    path = ROOT / relative_path
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def randomize_batchnorm(model, seed=0, shift=0.1, max_variance=1.5):

@@ -13,6 +13,8 @@ from fastscnn_tf.data import synthetic
 from fastscnn_tf.export import exporter
 from fastscnn_tf.model import FastSCNN
 
+from helpers import load_script
+
 SIZE = (64, 96)
 NUM_CLASSES = 5
 HAS_MEDIAPIPE = True
@@ -237,12 +239,7 @@ def test_cli_exports_int8_calibrated_on_the_data_pipeline(tmp_path, model, capsy
 
 
 def test_convert_script_writes_beside_itself(tmp_path, model, monkeypatch):
-    import importlib.util
-
-    script = os.path.join(os.path.dirname(__file__), "..", "tflite", "convert.py")
-    spec = importlib.util.spec_from_file_location("convert_script", script)
-    convert_script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(convert_script)
+    convert_script = load_script("tflite/convert.py")
     monkeypatch.setattr(convert_script, "HERE", str(tmp_path))
     model.save(tmp_path / "net.keras")
     argv = [str(tmp_path / "net.keras"), "--size", "64x64", "--precision", "float32"]

@@ -6,23 +6,18 @@ weight decay makes the decay's scope visible within a step, so the test also pro
 notices a recipe that differs (the project's default conv-only decay).
 """
 
-import importlib.util
-import pathlib
-
 import pytest
 
 from fastscnn_tf import training
 
+from helpers import load_script
+
 pytest.importorskip("torch")
-ROOT = pathlib.Path(__file__).parents[1]
 
 
 @pytest.fixture(scope="module")
 def twin():
-    spec = importlib.util.spec_from_file_location("twin_run", ROOT / "benchmarks" / "twin_run.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("benchmarks/twin_run.py")
 
 
 NUM_CLASSES = 5
