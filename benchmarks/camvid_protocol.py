@@ -146,7 +146,9 @@ def to_tensor(images):
     return torch.from_numpy(x.astype(np.float32)).permute(0, 3, 1, 2).contiguous()
 
 
-def run_reference(seed, threads):
+def train_reference(seed, threads, epochs=EPOCHS):
+    """The reference's model trained by its own loop; returns it and the training seconds.
+    Prints a line at the end of each epoch (benchmarks/train_end_to_end.py times them)."""
     import torch
     import torch.nn.functional as F
 
@@ -156,7 +158,7 @@ def run_reference(seed, threads):
     torch.set_num_threads(threads)
     rng = np.random.default_rng(seed)
     model = torch_reference.FastSCNN(len(CLASSES), aux=True)
-    total = EPOCHS * STEPS
+    total = epochs * STEPS
     optimizer = torch.optim.SGD(
         model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY
     )
@@ -165,7 +167,7 @@ def run_reference(seed, threads):
         image.load(), mask.load()
     model.train()
     start, step = time.perf_counter(), 0
-    for _ in range(EPOCHS):
+    for _ in range(epochs):
         order = rng.permutation(len(train))
         for b in range(STEPS):
             picks = order[(b * BATCH) % len(train) :][:BATCH]
@@ -183,8 +185,17 @@ def run_reference(seed, threads):
             loss.backward()
             optimizer.step()
             step += 1
-        print(f"reference seed {seed}: epoch {step // STEPS}/{EPOCHS}, loss {float(loss):.4f}")
-    seconds = time.perf_counter() - start
+        print(
+            f"reference seed {seed}: epoch {step // STEPS}/{epochs}, loss {float(loss):.4f}",
+            flush=True,
+        )
+    return model, time.perf_counter() - start
+
+
+def run_reference(seed, threads):
+    import torch
+
+    model, seconds = train_reference(seed, threads)
     model.eval()
     matrix = np.zeros((len(CLASSES),) * 2, np.int64)
     with torch.inference_mode():
@@ -231,6 +242,12 @@ def main():
     parser.add_argument("--tag", default="same", help="name of the project runs (recipe)")
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads")
     parser.add_argument(
+        "--train-only",
+        type=int,
+        metavar="EPOCHS",
+        help="reference side only: train this many epochs, printing each, and stop (timing)",
+    )
+    parser.add_argument(
         "--ablate",
         action="store_true",
         help="only evaluate finished project runs padded, unpadded and with unbiased BN",
@@ -239,6 +256,10 @@ def main():
     if not CAMVID.is_dir():
         print(f"error: {CAMVID} not found (the shared CamVid data)", file=sys.stderr)
         return 2
+    if args.train_only:
+        for seed in args.seeds:
+            train_reference(seed, args.threads, args.train_only)
+        return 0
     out = pathlib.Path(args.out)
     if args.ablate:
         for seed in args.seeds:

@@ -29,7 +29,7 @@ from fastscnn_tf import metrics as metrics_lib
 from fastscnn_tf.model import inference_model
 from fastscnn_tf.optim import PolyDecay, SGDWithL2, decayed_paths
 
-__all__ = ["Recipe", "callbacks", "compile", "inference_model", "targets"]
+__all__ = ["Recipe", "callbacks", "compile", "configure_threads", "inference_model", "targets"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +65,30 @@ class Recipe:
     class_weights: tuple[float, ...] | None = None
     ignore_index: int = 255
     jit: bool = False
+
+
+def configure_threads(inter_op=1, intra_op=0):
+    """Set TensorFlow's CPU thread pools for training; returns False when TensorFlow has
+    already run an op with other settings (they are fixed from then on), else True.
+
+    `inter_op` 1 runs one op of the step at a time, each spread over `intra_op` threads (0:
+    one per core). TensorFlow's default runs independent ops side by side, which on the 2-core
+    machines measured here made `fastscnn train` 1.5x slower (docs/training-speed.md). Keep
+    TensorFlow's default (0) with several replicas: their collective ops wait on each other.
+    """
+    import tensorflow as tf
+
+    threading = tf.config.threading
+    try:
+        threading.set_inter_op_parallelism_threads(inter_op)
+        threading.set_intra_op_parallelism_threads(intra_op)
+    except RuntimeError:  # "... cannot be modified after initialization"
+        current = (
+            threading.get_inter_op_parallelism_threads(),
+            threading.get_intra_op_parallelism_threads(),
+        )
+        return current == (inter_op, intra_op)
+    return True
 
 
 def output_names(aux=False, aux2=False):

@@ -2,12 +2,14 @@
 int8 export, all in plain Python, no `fastscnn_tf.cli`."""
 
 import os
+import subprocess
+import sys
 
 import keras
 import numpy as np
 import pytest
 
-from fastscnn_tf import FastSCNN, data, export, losses, training
+from fastscnn_tf import FastSCNN, cli, data, export, losses, training
 from fastscnn_tf.runtime import load_runtime
 
 
@@ -80,3 +82,28 @@ def test_recipe_reaches_the_compiled_model():
     assert float(model.optimizer.learning_rate) == pytest.approx(0.005)  # power 1: linear
     with pytest.raises(ValueError, match="total_steps"):
         training.compile(FastSCNN(3), total_steps=0)
+
+
+def test_configure_threads_applies_before_tensorflow_runs_and_reports_after():
+    """A fresh process takes the thread settings; once TensorFlow has run an op they are fixed,
+    and the function says so instead of raising (the same settings count as applied)."""
+    code = (
+        "import tensorflow as tf\n"
+        "from fastscnn_tf import training\n"
+        "first = training.configure_threads(1, 2)\n"
+        "tf.constant(1.0) + 1.0\n"
+        "t = tf.config.threading\n"
+        "print(first, t.get_inter_op_parallelism_threads(), t.get_intra_op_parallelism_threads(),"
+        " training.configure_threads(3, 0), training.configure_threads(1, 2))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["True", "1", "2", "False", "True"]
+
+
+def test_train_refuses_negative_thread_counts(tmp_path, capsys):
+    argv = ["train", "--dataset", "synthetic", "--inter-op-threads", "-1",
+            "--out", str(tmp_path / "run")]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--inter-op-threads must be 0 or more" in err
+    assert not (tmp_path / "run").exists()

@@ -63,6 +63,10 @@ def check_config(config):
             raise ValueError(
                 f"--{name.replace('_', '-')} must be positive, got {getattr(config, name)}."
             )
+    for name in ("inter_op_threads", "intra_op_threads"):
+        value = getattr(config, name)
+        if value is not None and value < 0:
+            raise ValueError(f"--{name.replace('_', '-')} must be 0 or more, got {value}.")
     for name in ("steps_per_epoch", "val_steps"):
         value = getattr(config, name)
         if value is not None and value <= 0:
@@ -153,7 +157,7 @@ def check_resumable(config, out):
     previous = load_config(type(config), saved)
     # The folder is the run: the same folder spelled otherwise (./runs/a/, an absolute path,
     # a folder moved since) is the same run; data paths compare as the files they name.
-    ignore = {"verbose", "out"}
+    ignore = {"verbose", "out", "inter_op_threads", "intra_op_threads"}  # same math
     changed = [
         f.name
         for f in dataclasses.fields(config)
