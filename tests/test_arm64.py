@@ -9,9 +9,10 @@ import os
 import keras
 import numpy as np
 import pytest
-from helpers import load_script
 
 from fastscnn_tf import modelfile
+
+from helpers import load_script
 
 check = load_script("tflite/arm64/check.py")
 SIZE = (360, 480)  # the preset's input: every model takes the same decoded images
