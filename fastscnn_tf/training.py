@@ -24,12 +24,21 @@ import os
 import keras
 
 from fastscnn_tf import callbacks as callbacks_lib
+from fastscnn_tf import data as data_lib
 from fastscnn_tf import losses as losses_lib
 from fastscnn_tf import metrics as metrics_lib
 from fastscnn_tf.model import inference_model
 from fastscnn_tf.optim import PolyDecay, SGDWithL2, decayed_paths
 
-__all__ = ["Recipe", "callbacks", "compile", "configure_threads", "inference_model", "targets"]
+__all__ = [
+    "Recipe",
+    "callbacks",
+    "compile",
+    "configure_threads",
+    "inference_model",
+    "targets",
+    "validation_data",
+]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +155,17 @@ def targets(model_or_names):
     if len(names) == 1:
         return lambda images, masks: (images, masks)
     return lambda images, masks: (images, {name: masks for name in names})
+
+
+def validation_data(source, model_or_names, *, batch_size=1, steps=None):
+    """The validation batches of `fastscnn train`: whole images of `source` (a `data.Source`)
+    padded to the largest in their batch, with the targets of a model's outputs; only the
+    first `steps` batches when given. Keras starts a new iterator at each validation, and one
+    cut to the batches it reads has no prefetching left in flight when dropped: a longer one
+    stalled one epoch in two by 15 s on 2 cores (docs/training-speed.md)."""
+    batches = data_lib.make_pipeline(source, batch_size=batch_size)
+    batches = batches.map(targets(model_or_names))
+    return batches.take(steps) if steps else batches
 
 
 def callbacks(out, *, backup_every=50, best=True):

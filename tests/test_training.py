@@ -107,3 +107,15 @@ def test_train_refuses_negative_thread_counts(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "--inter-op-threads must be 0 or more" in err
     assert not (tmp_path / "run").exists()
+
+
+def test_validation_data_is_cut_to_the_steps_read():
+    source = data.load_source("synthetic:10", "val")
+    names = training.output_names(aux=True)
+    whole = list(training.validation_data(source, names, batch_size=4))
+    cut = list(training.validation_data(source, names, batch_size=4, steps=2))
+    assert [len(x) for x, _ in whole] == [4, 4, 2] and len(cut) == 2
+    for (x, y), (x_cut, y_cut) in zip(whole, cut, strict=False):  # the same first batches
+        np.testing.assert_array_equal(x, x_cut)
+        assert sorted(y_cut) == sorted(names)
+        np.testing.assert_array_equal(y["aux_logits"], y_cut["logits"])

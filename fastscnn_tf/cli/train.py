@@ -227,8 +227,9 @@ def fit(session, callbacks):
         )
         return ds.map(training.targets(names), num_parallel_calls=tf.data.AUTOTUNE)
 
-    val_data = data_lib.make_pipeline(session.val_source, batch_size=config.val_batch_size)
-    val_data = val_data.map(training.targets(names))
+    val_data = training.validation_data(
+        session.val_source, names, batch_size=config.val_batch_size, steps=config.val_steps
+    )
     resumed = f" (resuming at step {session.start_step})" if session.start_step else ""
     print(
         f"training on {session.train_source.name}, validating on {session.val_source.name}: "
