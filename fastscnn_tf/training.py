@@ -76,14 +76,15 @@ class Recipe:
     jit: bool = False
 
 
-def configure_threads(inter_op=1, intra_op=0):
-    """Set TensorFlow's CPU thread pools for training; returns False when TensorFlow has
-    already run an op with other settings (they are fixed from then on), else True.
+def configure_threads(inter_op=0, intra_op=0):
+    """Set TensorFlow's CPU thread pools (`fastscnn train --inter-op-threads/--intra-op-threads`);
+    returns False when TensorFlow has already run an op with other settings (they are fixed
+    from then on), else True.
 
-    `inter_op` 1 runs one op of the step at a time, each spread over `intra_op` threads (0:
-    one per core). TensorFlow's default runs independent ops side by side, which on the 2-core
-    machines measured here made `fastscnn train` 1.5x slower (docs/training-speed.md). Keep
-    TensorFlow's default (0) with several replicas: their collective ops wait on each other.
+    `inter_op`: how many ops of the step run side by side; `intra_op`: threads of each op; 0
+    lets TensorFlow choose, the fastest on the 2-core machines measured (inter_op 1 was 9 %
+    slower; docs/training-speed.md). Keep inter_op 0 with several replicas: their collective
+    ops wait on each other.
     """
     import tensorflow as tf
 

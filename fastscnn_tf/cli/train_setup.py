@@ -157,7 +157,7 @@ def check_resumable(config, out):
     previous = load_config(type(config), saved)
     # The folder is the run: the same folder spelled otherwise (./runs/a/, an absolute path,
     # a folder moved since) is the same run; data paths compare as the files they name.
-    ignore = {"verbose", "out", "inter_op_threads", "intra_op_threads"}  # same math
+    ignore = {"verbose", "out", "inter_op_threads", "intra_op_threads"}  # not the math
     changed = [
         f.name
         for f in dataclasses.fields(config)
