@@ -229,12 +229,16 @@ def report(results):
         print(f"mean {side}: {np.mean(values) * 100:.2f} over {len(values)} seed(s)")
 
 
+def split_passthrough(argv):
+    """(the script's own arguments, those after `--`, which go to `fastscnn train`)."""
+    if "--" not in argv:
+        return argv, []
+    cut = argv.index("--")
+    return argv[:cut], argv[cut + 1 :]
+
+
 def main():
-    argv = sys.argv[1:]
-    extra = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1 :]
+    argv, extra = split_passthrough(sys.argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--side", choices=("both", "project", "reference"), default="both")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1])

@@ -25,9 +25,7 @@ import sys
 import tempfile
 import time
 
-HERE = pathlib.Path(__file__).parent
-CAMVID = HERE.parent.parent / "shared" / "data" / "camvid"
-STEPS, BATCH, CROP = 45, 8, 320
+from camvid_protocol import BATCH, CAMVID, CROP, HERE, STEPS, split_passthrough
 
 
 def cpu_family():
@@ -83,11 +81,7 @@ def rates(ends, wall, epochs):
 
 
 def main():
-    argv = sys.argv[1:]
-    extra = []
-    if "--" in argv:
-        cut = argv.index("--")
-        argv, extra = argv[:cut], argv[cut + 1 :]
+    argv, extra = split_passthrough(sys.argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--epochs", type=int, default=4, help="epochs of 45 steps per run (>= 3)")
