@@ -79,12 +79,11 @@ def run_project(out, seed, extra):
         subprocess.run(project_command(out, seed, extra), check=True)
     summary = json.loads((out / "summary.json").read_text())
     # `fastscnn evaluate`'s own code: TensorFlow decodes the JPEGs as in training.
-    from fastscnn_tf import data
-    from fastscnn_tf.cli import evaluate
+    from fastscnn_tf import data, evaluation
     from fastscnn_tf.runtime import load_runtime
 
     source = data.load_source(f"folder:{CAMVID}", "val")
-    matrix, _ = evaluate.evaluate(load_runtime(str(model)), source)
+    matrix, _ = evaluation.evaluate(load_runtime(str(model)), source)
     return matrix, summary["seconds_this_session"]
 
 
@@ -94,8 +93,7 @@ def ablations(model_path):
     (x n/(n-1), n = batch x bins^2 values per batch, as PyTorch stores them)."""
     import keras
 
-    from fastscnn_tf import data, metrics
-    from fastscnn_tf.cli import evaluate
+    from fastscnn_tf import data, evaluation, metrics
     from fastscnn_tf.model import PPM_BINS, FastSCNN
     from fastscnn_tf.runtime import KerasRuntime
 
@@ -112,7 +110,7 @@ def ablations(model_path):
         bn.set_weights([gamma, beta, mean, variance * n / (n - 1)])
     result = {}
     for name, net in (("padded", trained), ("unpadded", unpadded), ("unbiased BN", unbiased)):
-        matrix, _ = evaluate.evaluate(KerasRuntime(str(model_path), model=net), source)
+        matrix, _ = evaluation.evaluate(KerasRuntime(str(model_path), model=net), source)
         result[name] = metrics.scores(matrix)["miou"]
     return result
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastscnn_tf import data, labels, viz
+from fastscnn_tf import data, evaluation, labels, viz
 from fastscnn_tf.cli import evaluate
 from fastscnn_tf.model import FastSCNN
 
@@ -48,6 +48,23 @@ def _check(report, png):
     assert report["images"] == 6
     with Image.open(png) as image:
         assert image.mode == "RGB" and min(image.size) > 100
+
+
+def test_library_evaluation_of_a_runtime_against_label_counts(constant_model):
+    """The Python API without the job: a runtime, a source, a report (no files written)."""
+    from fastscnn_tf.runtime import KerasRuntime
+
+    model, path = constant_model
+    source = data.load_source(DATASET, "val", num_classes=NUM_CLASSES)
+    confusion, count = evaluation.evaluate(KerasRuntime(str(path), model=model), source, 4)
+    report = evaluation.report(confusion, count, source.labels.names)
+    iou, counts, accuracy = _expected()
+    got = np.array([np.nan if c["iou"] is None else c["iou"] for c in report["classes"]])
+    np.testing.assert_allclose(got, iou, rtol=1e-9)
+    assert report["pixel_accuracy"] == pytest.approx(accuracy) and report["images"] == 6
+    table = evaluation.format_table(report).splitlines()
+    assert sum(line.endswith("    n/a" + f"{0:>13,}") for line in table) == int((counts == 0).sum())
+    assert table[-2].split()[-1] == f"{np.nanmean(iou):.4f}"
 
 
 def test_evaluate_keras_model_against_label_counts(constant_model, tmp_path):

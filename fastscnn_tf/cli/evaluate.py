@@ -1,10 +1,8 @@
 """`fastscnn evaluate`: per-class IoU, mIoU, pixel accuracy and a confusion-matrix picture.
 
-The model is opened with `runtime.load_runtime`, so a `.keras` model and its int8 `.tflite`
-export are measured by the same code: images go in as uint8, class maps come out at the
-image size, and the confusion matrix is accumulated in numpy (`metrics.confusion_matrix`).
-The modules that load TensorFlow are imported where they are used, so that
-`fastscnn evaluate --help` starts fast.
+The scores are `fastscnn_tf.evaluation`'s; this job checks the arguments, prints the table and
+writes the JSON report and the confusion picture. The modules that load TensorFlow are imported
+where they are used, so that `fastscnn evaluate --help` starts fast.
 """
 
 import dataclasses
@@ -12,9 +10,7 @@ import json
 import os
 import time
 
-import numpy as np
-
-from fastscnn_tf import presets, viz
+from fastscnn_tf import evaluation, presets, viz
 from fastscnn_tf.cli.config import field
 from fastscnn_tf.files import check_output_dir, save_png_atomic, write_text_atomic
 
@@ -39,57 +35,10 @@ class EvaluateConfig:
     num_threads: int | None = field(None, "TFLite interpreter threads (default: LiteRT's)")
 
 
-def _batches(dataset, batch_size, max_examples):
-    """Consecutive examples of one size grouped into batches of up to `batch_size`."""
-    images, masks = [], []
-    for count, example in enumerate(dataset.as_numpy_iterator()):
-        if max_examples is not None and count >= max_examples:
-            break
-        if images and (len(images) == batch_size or example["image"].shape != images[0].shape):
-            yield np.stack(images), np.stack(masks)
-            images, masks = [], []
-        images.append(example["image"])
-        masks.append(example["mask"])
-    if images:
-        yield np.stack(images), np.stack(masks)
-
-
-def evaluate(runtime, source, batch_size=4, max_examples=None):
-    """Confusion matrix of `runtime.segment` over a source's examples, and the image count."""
-    from fastscnn_tf import metrics  # loads TensorFlow
-
-    labels = source.labels
-    confusion = np.zeros((labels.num_classes, labels.num_classes), np.int64)
-    count = 0
-    for images, masks in _batches(source.dataset, batch_size, max_examples):
-        predictions = runtime.segment(images)
-        confusion += metrics.confusion_matrix(
-            masks, predictions, labels.num_classes, labels.ignore_index
-        )
-        count += len(images)
-    if count == 0:
-        raise ValueError(f"{source.name} has no examples to evaluate.")
-    return confusion, count
-
-
-def format_table(names, result, confusion):
-    pixels = confusion.sum(1)
-    width = max(12, *(len(n) for n in names))
-    lines = [f"{'class':<{width}} {'IoU':>7} {'pixels':>12}", "-" * (width + 21)]
-    for name, iou, count in zip(names, result["iou"], pixels, strict=True):
-        shown = "    n/a" if np.isnan(iou) else f"{iou:7.4f}"
-        lines.append(f"{name:<{width}} {shown} {int(count):>12,}")
-    lines.append("-" * (width + 21))
-    lines.append(f"{'mIoU':<{width}} {result['miou']:7.4f}")
-    lines.append(f"{'pixel acc.':<{width}} {result['pixel_accuracy']:7.4f}")
-    return "\n".join(lines)
-
-
 def run_evaluation(config):
     """Evaluate and write `<model stem>.<split>.eval.json` and `.confusion.png`; returns the
     results dict."""
     from fastscnn_tf import data as data_lib
-    from fastscnn_tf import metrics
     from fastscnn_tf.runtime import load_runtime
 
     if config.batch_size <= 0:
@@ -116,11 +65,11 @@ def run_evaluation(config):
         )
     names = list((runtime.labels or source.labels).names)
     start = time.perf_counter()
-    confusion, count = evaluate(runtime, source, config.batch_size, config.max_examples)
+    confusion, count = evaluation.evaluate(runtime, source, config.batch_size, config.max_examples)
     seconds = time.perf_counter() - start
-    result = metrics.scores(confusion)
+    scores = evaluation.report(confusion, count, names)
     print(f"{config.model} on {source.name}: {count} images in {seconds:.1f} s")
-    print(format_table(names, result, confusion))
+    print(evaluation.format_table(scores))
 
     os.makedirs(out, exist_ok=True)
     stem = (
@@ -136,14 +85,11 @@ def run_evaluation(config):
         "split": config.split,
         "images": count,
         "seconds": round(seconds, 2),
-        "miou": result["miou"],
-        "pixel_accuracy": result["pixel_accuracy"],
-        "classes": [
-            {"name": name, "iou": None if np.isnan(iou) else float(iou), "pixels": int(pixels)}
-            for name, iou, pixels in zip(names, result["iou"], confusion.sum(1), strict=True)
-        ],
+        "miou": scores["miou"],
+        "pixel_accuracy": scores["pixel_accuracy"],
+        "classes": scores["classes"],
         "ignore_index": source.labels.ignore_index,
-        "confusion_matrix": confusion.tolist(),
+        "confusion_matrix": scores["confusion_matrix"],
     }
     write_text_atomic(json_path, json.dumps(report, indent=2) + "\n")
     save_png_atomic(viz.confusion_image(confusion, names), png_path)
