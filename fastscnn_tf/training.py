@@ -33,6 +33,7 @@ from fastscnn_tf.optim import PolyDecay, SGDWithL2, decayed_paths
 __all__ = [
     "Recipe",
     "callbacks",
+    "class_weights",
     "compile",
     "configure_threads",
     "inference_model",
@@ -169,21 +170,60 @@ def validation_data(source, model_or_names, *, batch_size=1, steps=None):
     return batches.take(steps) if steps else batches
 
 
-def callbacks(out, *, backup_every=50, best=True):
+def callbacks(
+    out, *, backup_every=50, best=True, num_classes=None, strategy=None, tensorboard=False,
+    previews=None,
+):  # fmt: skip
     """The callbacks of `fastscnn train` for a run folder `out`: the learning rate, step and
     epoch time in the logs, `last.keras` (the training model with its optimizer) each epoch,
     `best.keras` at the best val mIoU (with `best=True` and validation data), `log.csv`, and a
-    step-exact backup in `out/backup` that `restore` reads back."""
+    step-exact backup in `out/backup` that `restore` reads back.
+
+    Args:
+        num_classes: written beside `best.keras` (default: read from the model).
+        strategy: a `tf.distribute` strategy; with several replicas the BatchNorm moving
+            statistics are averaged over them after each epoch.
+        tensorboard: also log to `out/logs` for TensorBoard.
+        previews: `(images, masks, labels)`: validation images drawn with the predictions in
+            TensorBoard each epoch (needs `tensorboard`).
+    """
     result = [callbacks_lib.EpochStats(), keras.callbacks.TerminateOnNaN()]
-    if best:  # num_classes None: read from the model when the checkpoint is written
-        result.append(callbacks_lib.BestCheckpoint(out, None, callbacks_lib.MONITOR))
+    if strategy is not None and strategy.num_replicas_in_sync > 1:
+        result.append(callbacks_lib.SyncBatchNormStatistics(strategy))
+    if best:
+        result.append(callbacks_lib.BestCheckpoint(out, num_classes, callbacks_lib.MONITOR))
     result += [
         callbacks_lib.LastCheckpoint(os.path.join(out, "last.keras")),
         keras.callbacks.CSVLogger(os.path.join(out, "log.csv"), append=True),
-        callbacks_lib.Backup(os.path.join(out, "backup"), backup_every),
     ]
+    log_dir = os.path.join(out, "logs")
+    if tensorboard:
+        result.append(keras.callbacks.TensorBoard(log_dir, write_graph=False, profile_batch=0))
+    if tensorboard and previews is not None:
+        result.append(callbacks_lib.PredictionImages(log_dir, *previews))
+    # Last, so that an epoch's checkpoints and logs are written before the backup that marks
+    # it done: a run killed in between redoes the end of that epoch rather than skipping them.
+    result.append(callbacks_lib.Backup(os.path.join(out, "backup"), backup_every))
     os.makedirs(out, exist_ok=True)
     return result
+
+
+def class_weights(source, num_classes, ignore_index, kind="median", c=1.02, max_examples=2000):
+    """Per-class loss weights from a source's masks, for `Recipe(class_weights=)`: `median`
+    frequency (SegNet) or `log`, ENet's 1/ln(c + p)."""
+    import numpy as np
+
+    histograms = np.stack(
+        [
+            losses_lib.class_histogram(example["mask"], num_classes, ignore_index)
+            for example in source.dataset.take(max_examples).as_numpy_iterator()
+        ]
+    )
+    if kind == "log":
+        return losses_lib.log_frequency_weights(histograms, c).tolist()
+    if kind != "median":
+        raise ValueError(f"class weights {kind!r}: expected 'median' or 'log'.")
+    return losses_lib.median_frequency_weights(histograms).tolist()
 
 
 def restore(model, out):

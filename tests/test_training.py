@@ -119,3 +119,15 @@ def test_validation_data_is_cut_to_the_steps_read():
         np.testing.assert_array_equal(x, x_cut)
         assert sorted(y_cut) == sorted(names)
         np.testing.assert_array_equal(y["aux_logits"], y_cut["logits"])
+
+
+def test_class_weights_of_a_source_are_ennets_log_weights():
+    source = data.load_source("synthetic:6:64x80", "train", num_classes=4)
+    masks = np.stack([e["mask"] for e in source.dataset.as_numpy_iterator()])
+    labelled = masks[masks != source.labels.ignore_index]
+    share = np.array([np.mean(labelled == c) for c in range(4)])
+    expected = np.where(share > 0, 1 / np.log(1.10 + share), 0.0)
+    got = training.class_weights(source, 4, source.labels.ignore_index, kind="log", c=1.10)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    with pytest.raises(ValueError, match="'median' or 'log'"):
+        training.class_weights(source, 4, source.labels.ignore_index, kind="inverse")

@@ -152,7 +152,7 @@ def setup(config):
         )
     class_weights = None
     if config.class_weighting:
-        class_weights = setup_lib.class_weights_of(
+        class_weights = training.class_weights(
             train_source,
             num_classes,
             labels.ignore_index,
@@ -176,25 +176,16 @@ def setup(config):
 
 
 def make_callbacks(session):
-    config, out = session.config, session.out
-    labels = session.train_source.labels
-    log_dir = os.path.join(out, "logs")
-    callbacks = [cb.EpochStats(), keras.callbacks.TerminateOnNaN()]
-    if session.strategy.num_replicas_in_sync > 1:
-        callbacks.append(cb.SyncBatchNormStatistics(session.strategy))
-    callbacks += [
-        cb.BestCheckpoint(out, labels.num_classes, MONITOR),
-        cb.LastCheckpoint(os.path.join(out, "last.keras")),
-        keras.callbacks.CSVLogger(os.path.join(out, "log.csv"), append=True),
-        keras.callbacks.TensorBoard(log_dir, write_graph=False, profile_batch=0),
-    ]
+    config = session.config
     images, masks = setup_lib.first_examples(session.val_source, config.overlays)
+    previews = None
     if config.overlays and images is not None:
-        callbacks.append(cb.PredictionImages(log_dir, images, masks, labels))
-    # Last, so that an epoch's checkpoints and logs are written before the backup that marks
-    # it done: a run killed in between redoes the end of that epoch rather than skipping them.
-    callbacks.append(cb.Backup(os.path.join(out, "backup"), config.backup_every))
-    return callbacks
+        previews = (images, masks, session.train_source.labels)
+    return training.callbacks(
+        session.out, backup_every=config.backup_every,
+        num_classes=session.train_source.labels.num_classes, strategy=session.strategy,
+        tensorboard=True, previews=previews,
+    )  # fmt: skip
 
 
 def fit(session, callbacks):

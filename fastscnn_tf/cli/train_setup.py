@@ -9,7 +9,6 @@ import tensorflow as tf
 
 from fastscnn_tf import callbacks as callbacks_lib
 from fastscnn_tf import data as data_lib
-from fastscnn_tf import losses as losses_lib
 from fastscnn_tf import training, transfer
 from fastscnn_tf.cli import compat
 from fastscnn_tf.cli.config import load_config
@@ -114,19 +113,6 @@ def load_data(config):
     if train.num_examples == 0 or val.num_examples == 0:
         raise ValueError(f"{train.name if train.num_examples == 0 else val.name} is empty.")
     return train, val
-
-
-def class_weights_of(source, num_classes, ignore_index, kind="median", c=1.02, max_examples=2000):
-    """Class weights from the training masks: `median` frequency or ENet's `log` weights."""
-    histograms = np.stack(
-        [
-            losses_lib.class_histogram(example["mask"], num_classes, ignore_index)
-            for example in source.dataset.take(max_examples).as_numpy_iterator()
-        ]
-    )
-    if kind == "log":
-        return losses_lib.log_frequency_weights(histograms, c).tolist()
-    return losses_lib.median_frequency_weights(histograms).tolist()
 
 
 def resolve(config, train):
