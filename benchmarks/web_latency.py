@@ -1,11 +1,11 @@
 """Latency of one model in the browser (LiteRT.js, Wasm/XNNPACK) beside the Python LiteRT
 interpreter, both on this machine (issue 13).
 
-Serves `web/` with the model (`fastscnn_tf.cli.serve`), opens it in Debian's Chromium (headless, no
-GPU, so LiteRT.js runs its multi-threaded Wasm build with XNNPACK), chooses a photo and lets the
-page segment it `--runs` times (`window.fastscnn.benchmark`). Then times the same model in
-Python with `ai_edge_litert`'s interpreter (XNNPACK) at the same thread count. Prints medians
-and p90s of:
+Serves `web/` with the model (`fastscnn_tf.webpage`), opens it in Debian's Chromium
+(`web/tools/driver.py`; headless, no GPU, so LiteRT.js runs its multi-threaded Wasm build with
+XNNPACK), chooses a photo and lets the page segment it `--runs` times (`window.fastscnn.benchmark`).
+Then times the same model in Python with `ai_edge_litert`'s interpreter (XNNPACK) at the same thread
+count. Prints medians and p90s of:
 
 - browser, inference: the input tensor, `model.run` and copying the output out of Wasm;
 - browser, whole frame: that plus drawing the photo, resizing it to the model's input, the class
@@ -31,8 +31,10 @@ import time
 import numpy as np
 from PIL import Image
 
-from fastscnn_tf import presets
-from fastscnn_tf.cli import serve
+from fastscnn_tf import presets, webpage
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "web", "tools"))
+import driver  # noqa: E402  (web/tools/driver.py: headless Chromium on the page)
 
 DEFAULT_PHOTO = os.path.join(presets.ROOT, "camvid", "samples", "0016E5_08017.jpg")
 WARMUP = 5
@@ -55,7 +57,7 @@ def browser_times(model, photo, runs, threads, screenshot=None):
         shot = tempfile.NamedTemporaryFile(suffix=".png", delete=False).name
         steps.append({"screenshot": shot})
     query = f"?backend=wasm&threads={threads}"
-    report = serve.drive_served(model, steps, query, timeout_s=900)
+    report = driver.drive_served(model, steps, query, timeout_s=900)
     times = report["steps"][1]["times"]
     if shot:
         save_small_png(shot, screenshot)
@@ -117,8 +119,8 @@ def main(argv=None):
     parser.add_argument("--threads", type=int, default=2, help="threads in both runtimes")
     parser.add_argument("--screenshot", help="also save the page, segmented, as this PNG")
     args = parser.parse_args(argv)
-    model = serve.resolve_model(args.model)
-    serve.check_model(model)
+    model = presets.resolve_model(args.model, kind="int8")
+    webpage.check_model(model, "--model")
 
     report, inference, frame = browser_times(
         model, args.photo, args.runs, args.threads, args.screenshot

@@ -1,10 +1,10 @@
 """The browser page (`web/`) in Debian's Chromium, headless, driven by playwright-core.
 
-Each browser test serves the page with `fastscnn_tf.cli.serve`, loads a small exported model and
-feeds photos as a user would (the file picker), then holds the class map the page computed with
-LiteRT.js to the one Python computes for the same file: the Android core's pre- and
-post-processing (`fastscnn_tf.imageops`) around the Python LiteRT interpreter. `make web-test`
-(and `make test`) installs Chromium and the npm packages first (`web/setup.sh`); without them
+Each browser test serves the page (`fastscnn_tf.webpage`, driven by `web/tools/driver.py`), loads a
+small exported model and feeds photos as a user would (the file picker), then holds the class map
+the page computed with LiteRT.js to the one Python computes for the same file: the Android core's
+pre- and post-processing (`fastscnn_tf.imageops`) around the Python LiteRT interpreter. `make
+web-test` (and `make test`) installs Chromium and the npm packages first (`web/setup.sh`); without them
 the browser tests are skipped.
 """
 
@@ -23,19 +23,22 @@ import pytest
 from ai_edge_litert.interpreter import Interpreter
 from PIL import Image
 
-from fastscnn_tf import cli, export, presets
+from fastscnn_tf import cli, export, presets, webpage
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.cli import serve
 from fastscnn_tf.data import synthetic
 from fastscnn_tf.model import FastSCNN
 
+from helpers import load_script
+
+driver = load_script("web/tools/driver.py")
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 MISSING = [
     name
     for name, present in (
         (CHROMIUM, os.access(CHROMIUM, os.X_OK)),
         ("node", shutil.which("node") is not None),
-        ("web/node_modules", os.path.isdir(os.path.join(serve.WEB_DIR, serve.WASM_DIR))),
+        ("web/node_modules", os.path.isdir(os.path.join(webpage.WEB_DIR, webpage.WASM_DIR))),
     )
     if not present
 ]
@@ -132,11 +135,11 @@ def _python_class_map(model_path, photo):
     interpreter = Interpreter(model_path=str(model_path), num_threads=2)
     interpreter.allocate_tensors()
     rgb = np.asarray(Image.open(photo).convert("RGB"))
-    return serve.contract_class_map(interpreter, rgb)
+    return driver.contract_class_map(interpreter, rgb)
 
 
 def _drive(model_path, steps, webgpu=False):
-    return serve.drive_served(model_path, steps, timeout_s=90, webgpu=webgpu)
+    return driver.drive_served(model_path, steps, timeout_s=90, webgpu=webgpu)
 
 
 def _check_page_shows(shown, names):
@@ -167,14 +170,14 @@ def test_browser_class_map_equals_python_litert(models, photos, variant):
     agreements = {}
     for photo, step in zip(photos, report["steps"], strict=True):
         _check_page_shows(step, names)
-        page = serve.page_class_map(step["result"])
+        page = driver.page_class_map(step["result"])
         expected = _python_class_map(model, photo)
         assert page.shape == expected.shape  # the picture's own size
         agreements[os.path.basename(photo)] = float(np.mean(page == expected))
     print(f"{variant}: browser/Python pixel agreement {agreements}")
     assert min(agreements.values()) >= AGREEMENT, agreements
     classes = np.unique(
-        np.concatenate([serve.page_class_map(s["result"]).ravel() for s in report["steps"]])
+        np.concatenate([driver.page_class_map(s["result"]).ravel() for s in report["steps"]])
     )
     assert len(classes) >= 3  # the comparison covers class boundaries, not one flat class
 
@@ -204,7 +207,7 @@ def test_webgpu_takes_static_graphs_and_says_why_not_the_others(models, photos):
     assert report["load"]["backendInfo"] == "WebGPU (GPU)"
     photo, split, dynamic = report["steps"]
     assert photo["error"] == ""
-    page = serve.page_class_map(photo["result"])
+    page = driver.page_class_map(photo["result"])
     agreement = np.mean(page == _python_class_map(logits, photos[0]))
     print(f"WebGPU (SwiftShader)/Python pixel agreement {agreement:.4%}")
     assert agreement >= AGREEMENT  # float arithmetic on the GPU, not XNNPACK's integer kernels
@@ -285,7 +288,7 @@ def test_serve_cli_bad_arguments(tmp_path, capsys):
 @needs_browser
 def test_serve_cli_port_in_use(capsys):
     with socket.socket() as taken:
-        taken.bind((serve.HOST, 0))
+        taken.bind((webpage.HOST, 0))
         taken.listen()
         port = taken.getsockname()[1]
         assert cli.main(["serve", "--model", "", "--port", str(port)]) == 2
@@ -308,7 +311,7 @@ def test_fastscnn_serve_prints_the_url_and_serves_the_model(models):
             lines = [process.stdout.readline(), process.stdout.readline()]
             assert lines[0].strip() == f"model: {model}"
             url = lines[1].split("serving the page at ")[1].split()[0]
-            assert url.startswith(f"http://{serve.HOST}:")
+            assert url.startswith(f"http://{webpage.HOST}:")
             with urllib.request.urlopen(url) as response:
                 assert b"LiteRT.js" in response.read()
                 # Cross-origin isolation: the page may use LiteRT.js' multi-threaded Wasm.
@@ -328,15 +331,15 @@ def test_serve_answers_only_local_hosts_and_real_paths(tmp_path):
     import http.client
 
     web = tmp_path / "web"
-    (web / serve.WASM_DIR).mkdir(parents=True)
+    (web / webpage.WASM_DIR).mkdir(parents=True)
     (web / "index.html").write_text("<p>page</p>")
-    server = serve.make_server("", 0, web_dir=str(web))
+    server = webpage.make_server("", 0, web_dir=str(web))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     port = server.server_address[1]
 
     def get(path, host):
-        connection = http.client.HTTPConnection(serve.HOST, port, timeout=10)
+        connection = http.client.HTTPConnection(webpage.HOST, port, timeout=10)
         connection.putrequest("GET", path, skip_host=True)
         connection.putheader("Host", host)
         connection.endheaders()
