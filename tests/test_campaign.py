@@ -1,0 +1,81 @@
+"""The CamVid preset's training campaign (`benchmarks/camvid_campaign.py`, issue #22) on a tiny
+generated CamVid: cycle 1 trains both chains from scratch and ships a preset folder whose
+held-out figure is the held-out chain's score on the sequence it never saw; cycle 2 starts
+each chain from the files cycle 1 committed."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import ROOT, load_script
+
+pytestmark = pytest.mark.slow
+STEMS = {"train": ["0001TP_1", "0006R0_1", "0006R0_2", "0016E5_1"], "val": ["0016E5_9"]}
+
+
+def _camvid(root):
+    rng = np.random.default_rng(0)
+    for split, stems in STEMS.items():
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir()
+        for stem in stems:
+            image = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+            Image.fromarray(image).save(root / split / f"{stem}.png")
+            mask = rng.integers(0, 12, (64, 80), dtype=np.uint8)  # 11: CamVid's void
+            Image.fromarray(mask).save(root / f"{split}annot" / f"{stem}.png")
+
+
+def _miou(model_path, root, stems):
+    """mIoU of a .keras model on images of `root/train`, in numpy (void 11 ignored)."""
+    model = keras.models.load_model(model_path, compile=False)
+    confusion = np.zeros((11, 11), np.int64)
+    for stem in stems:
+        image = np.asarray(Image.open(root / "train" / f"{stem}.png"), np.float32)[None]
+        mask = np.asarray(Image.open(root / "trainannot" / f"{stem}.png")).ravel()
+        predicted = np.argmax(model.predict(image, verbose=0)[0], -1).ravel()
+        keep = mask < 11
+        np.add.at(confusion, (mask[keep], predicted[keep]), 1)
+    union = confusion.sum(0) + confusion.sum(1) - np.diag(confusion)
+    present = union > 0  # a class neither labelled nor predicted has no IoU
+    return float(np.mean(np.diag(confusion)[present] / union[present]))
+
+
+def test_two_cycles_ship_a_preset_and_continue_from_it(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    campaign = load_script("benchmarks/camvid_campaign.py")
+    _camvid(tmp_path / "camvid")
+    preset = tmp_path / "preset"
+    common = [
+        "--steps", "2", "--steps-per-epoch", "1", "--batch-size", "2", "--crop", "64x64",
+        "--data", str(tmp_path / "camvid"), "--preset-dir", str(preset), "--nice", "0",
+    ]  # fmt: skip
+    ship = "--size 64x96 --no-latency --no-golden"
+    assert campaign.main([*common, "--from-scratch", "--out", str(tmp_path / "c1"),
+                          "--ship-args", ship]) == 0  # fmt: skip
+
+    for name in ("camvid.keras", "camvid_int8.tflite", "labels.txt", "MODEL_CARD.md",
+                 "campaign/holdout-0006R0.keras"):  # fmt: skip
+        assert (preset / name).is_file(), name
+    (cycle,) = json.loads((preset / "campaign.json").read_text())["cycles"]
+    assert cycle["cycle"] == 1 and cycle["steps"] == 2 and cycle["init_from"] == ""
+    assert "train[-0006R0]+val" in cycle["holdout_command"]
+    info = json.loads((preset / "preset.json").read_text())
+    held_out = _miou(preset / "campaign" / "holdout-0006R0.keras", tmp_path / "camvid",
+                     ["0006R0_1", "0006R0_2"])  # fmt: skip
+    assert info["float"] == pytest.approx(100 * held_out, abs=0.01)
+    # The shipped model is the preset chain's last checkpoint, unchanged.
+    shipped = keras.models.load_model(preset / "camvid.keras", compile=False).get_weights()
+    last = keras.models.load_model(tmp_path / "c1" / "preset" / "model.keras", compile=False)
+    for a, b in zip(shipped, last.get_weights(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert "| 1 |" in (preset / "MODEL_CARD.md").read_text()
+
+    # Cycle 2 starts each chain from what cycle 1 left in the preset folder, seed 1.
+    assert campaign.main([*common, "--out", str(tmp_path / "c2"), "--no-ship"]) == 0
+    for chain, start in (("preset", "camvid.keras"),
+                         ("holdout", "campaign/holdout-0006R0.keras")):  # fmt: skip
+        config = json.loads((tmp_path / "c2" / chain / "config.json").read_text())
+        assert config["init_from"] == str(preset / start) and config["seed"] == 1
