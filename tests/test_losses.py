@@ -36,6 +36,24 @@ def test_mean_over_non_ignored_pixels():
     assert float(loss(labels, logits)) == pytest.approx(expected.mean(), rel=1e-5)
 
 
+def test_gradient_is_softmax_minus_one_hot_over_the_valid_pixels():
+    import tensorflow as tf
+
+    labels, logits = _data(2)
+    logits[0, 0, 0] = [900.0, -900.0, 0.0, 3.0]  # far outside exp's range: still finite
+    loss = losses.SegmentationCrossEntropy(ignore_index=IGNORE)
+    variable = tf.Variable(logits)
+    with tf.GradientTape() as tape:
+        value = loss(labels, variable)
+    gradient = tape.gradient(value, variable).numpy()
+    valid = labels != IGNORE
+    softmax = np.exp(_log_softmax(logits.astype(np.float64)))
+    one_hot = np.eye(logits.shape[-1])[np.where(valid, labels, 0)]
+    expected = np.where(valid[..., None], softmax - one_hot, 0.0) / valid.sum()
+    np.testing.assert_allclose(gradient, expected, atol=1e-7)
+    assert float(value) == pytest.approx(_pixel_losses(labels, logits)[0].mean(), rel=1e-5)
+
+
 def test_ignored_pixels_do_not_change_the_loss():
     labels, logits = _data(1)
     loss = losses.SegmentationCrossEntropy(ignore_index=IGNORE)
