@@ -47,12 +47,11 @@ def main():
 
     from fastscnn_tf import export, presets
     from fastscnn_tf.geometry import parse_size
-    from fastscnn_tf.model import fold_input_normalization
     from fastscnn_tf.modelfile import load_keras_model
 
     size = parse_size(args.size)
     model = load_keras_model(presets.resolve_model(args.model))
-    folded = fold_input_normalization(export.with_input_size(model, size))
+    folded = export.fold_input_normalization(export.with_input_size(model, size))
     images = load_images(args.images, size, 8)
     calibration = lambda: ([x[None].astype(np.float32)] for x in images)  # noqa: E731
 

@@ -3,7 +3,7 @@
 Builds the network at each static size (random weights: latency does not depend on them), runs
 the forward pass as a compiled `tf.function` with TensorFlow limited to `--threads` intra-op
 threads (and one inter-op thread, so no extra cores join in), and prints median / p90 over
-`--runs` timed runs after warm-up, next to the MACs that `fastscnn_tf.model.count_macs` counts.
+`--runs` timed runs after warm-up, next to the MACs that `fastscnn_tf.complexity.count_macs` counts.
 
     python benchmarks/keras_latency.py                          # 512x1024 and 1024x2048, 2 threads
     python benchmarks/keras_latency.py --sizes 256x512 --threads 1 --runs 10
@@ -16,8 +16,9 @@ import time
 import numpy as np
 import tensorflow as tf
 
+from fastscnn_tf.complexity import count_macs, count_params
 from fastscnn_tf.geometry import parse_size
-from fastscnn_tf.model import FastSCNN, count_macs, count_params
+from fastscnn_tf.model import FastSCNN
 
 
 def measure(size, num_classes, runs, warmup):

@@ -37,9 +37,10 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 from PIL import Image
 
 from fastscnn_tf import export
+from fastscnn_tf.export import fold_input_normalization
 from fastscnn_tf.export.exact_mask import corner_index, exact_mask
 from fastscnn_tf.geometry import parse_size
-from fastscnn_tf.model import FastSCNN, fold_input_normalization, pyramid_pooling
+from fastscnn_tf.model import FastSCNN, pyramid_pooling
 from fastscnn_tf.modelfile import load_keras_model
 
 

@@ -207,68 +207,6 @@ def FastSCNN(
     return keras.Model(image, outputs[0] if len(outputs) == 1 else outputs, name=name)
 
 
-def count_params(model, trainable=True):
-    weights = model.trainable_weights if trainable else model.non_trainable_weights
-    return int(sum(np.prod(w.shape) for w in weights))
-
-
-def layer_macs(layer):
-    """Multiply-accumulates of one layer for its (static) output shape; 0 for cheap layers."""
-    if isinstance(layer, keras.layers.DepthwiseConv2D):
-        _, oh, ow, oc = layer.output.shape
-        kh, kw = layer.kernel_size
-        return oh * ow * oc * kh * kw
-    if isinstance(layer, keras.layers.Conv2D):
-        _, oh, ow, oc = layer.output.shape
-        kh, kw = layer.kernel_size
-        return oh * ow * oc * kh * kw * layer.input.shape[-1] // layer.groups
-    if isinstance(layer, AdaptiveAveragePooling):
-        _, h, w, c = layer.input.shape
-        return c * layer.bins * (h * w + layer.bins * w)
-    return 0
-
-
-def count_macs(model):
-    """Total multiply-accumulates of a model built with a static input size."""
-    if any(d is None for d in model.input.shape[1:3]):
-        raise ValueError("count_macs needs a model built with a static input_shape.")
-    return int(sum(layer_macs(layer) for layer in model.layers))
-
-
-def fold_input_normalization(model):
-    """The same network with its ImageNet mean/std normalisation folded into `ltd_conv`.
-
-    `conv(x * s + o) = conv_{k * s}(x) + sum(k * o)` is exact because `ltd_conv` has no padding
-    (the reference's padding 0), and the constant shift moves into `ltd_conv_bn`'s moving mean.
-    The folded copy has `preprocess` set to the identity, which the TFLite converter drops, so
-    an exported graph loses two full-resolution elementwise ops (costly in int8, where they
-    run as requantizing MUL and ADD). Same outputs up to float rounding; `model` is unchanged.
-    Returns `model` itself if it has no `preprocess` layer.
-    """
-    names = {layer.name for layer in model.layers}
-    if "preprocess" not in names:
-        return model
-    pre, conv = model.get_layer("preprocess"), model.get_layer("ltd_conv")
-    if conv.padding != "valid" or conv.use_bias:
-        raise ValueError("fold_input_normalization needs ltd_conv with padding 'valid', no bias.")
-    scale = np.broadcast_to(np.asarray(pre.scale, np.float64), (3,))
-    offset = np.broadcast_to(np.asarray(pre.offset, np.float64), (3,))
-    config = model.get_config()
-    for layer in config["layers"]:
-        if layer["config"].get("name") == "preprocess":
-            layer["config"].update(scale=1.0, offset=0.0)
-    folded = keras.Model.from_config(config)
-    folded.set_weights(model.get_weights())
-    (kernel,) = conv.get_weights()
-    kernel = kernel.astype(np.float64)
-    folded.get_layer("ltd_conv").set_weights([kernel * scale[None, None, :, None]])
-    shift = np.einsum("ijco,c->o", kernel, offset)
-    bn = folded.get_layer("ltd_conv_bn")
-    gamma, beta, mean, variance = bn.get_weights()
-    bn.set_weights([gamma, beta, mean - shift, variance])
-    return folded
-
-
 def copy_weights_by_name(model, source):
     """Copy `source`'s weights into `model` layer by layer (the names say where a layer sits
     in the paper, the same in every Fast-SCNN built here); returns what happened.

@@ -10,7 +10,9 @@ from PIL import Image
 
 from fastscnn_tf import cli, export, viz
 from fastscnn_tf.cli import benchmark
-from fastscnn_tf.model import FastSCNN, count_params, fold_input_normalization
+from fastscnn_tf.complexity import count_params
+from fastscnn_tf.export import fold_input_normalization
+from fastscnn_tf.model import FastSCNN
 
 from helpers import randomize_batchnorm
 

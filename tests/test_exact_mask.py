@@ -12,6 +12,7 @@ from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
 from fastscnn_tf import export
 from fastscnn_tf.data import synthetic
+from fastscnn_tf.export import fold_input_normalization
 from fastscnn_tf.export.exact_mask import (
     _assemble,
     _class_rows,
@@ -20,7 +21,7 @@ from fastscnn_tf.export.exact_mask import (
     exact_mask,
     supports,
 )
-from fastscnn_tf.model import FastSCNN, fold_input_normalization
+from fastscnn_tf.model import FastSCNN
 
 from helpers import randomize_batchnorm
 

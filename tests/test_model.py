@@ -5,7 +5,8 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from fastscnn_tf.cli.summary import SummaryConfig, summarize
-from fastscnn_tf.model import FastSCNN, count_macs, count_params
+from fastscnn_tf.complexity import count_macs, count_params
+from fastscnn_tf.model import FastSCNN
 
 from helpers import randomize_batchnorm
 
@@ -150,7 +151,7 @@ def test_macs_and_summary():
     # Hand count for the first conv at 1024x2048: 511*1023 outputs x 32 filters x 27 MACs.
     model = FastSCNN(19, input_shape=(1024, 2048, 3))
     ltd = model.get_layer("ltd_conv")
-    from fastscnn_tf.model import layer_macs
+    from fastscnn_tf.complexity import layer_macs
 
     assert layer_macs(ltd) == 511 * 1023 * 32 * 27
     assert 6.5e9 < count_macs(model) < 7.0e9

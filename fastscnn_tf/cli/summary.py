@@ -16,7 +16,8 @@ class SummaryConfig:
 
 def summarize(config):
     """Return the summary as text (one row per layer with weights or MACs, then totals)."""
-    from fastscnn_tf.model import FastSCNN, count_params, layer_macs  # loads TensorFlow
+    from fastscnn_tf.complexity import count_params, layer_macs  # loads TensorFlow
+    from fastscnn_tf.model import FastSCNN
 
     model = FastSCNN(
         config.num_classes, input_shape=(*config.size, 3), aux=config.aux, aux2=config.aux2

@@ -16,6 +16,7 @@ from fastscnn_tf.export.exporter import (
 from fastscnn_tf.export.graph import (
     STRIDE8_LAYER,
     build_export_model,
+    fold_input_normalization,
     mask_head,
     score_model,
     upsample_mask,
@@ -75,6 +76,7 @@ __all__ = [
     "dequantize_uint8_input",
     "export_labels",
     "export_tflite",
+    "fold_input_normalization",
     "mask_head",
     "op_names",
     "pair_input_columns",

@@ -7,10 +7,43 @@ import tensorflow as tf
 
 from fastscnn_tf.export.exact_mask import exact_mask, supports, upsamples_half_pixel
 from fastscnn_tf.geometry import aligned_size
-from fastscnn_tf.model import fold_input_normalization
 
 # The classifier's last conv: its output is the 1/8 score map before the final upsampling.
 STRIDE8_LAYER = "cls_conv"
+
+
+def fold_input_normalization(model):
+    """The same network with its ImageNet mean/std normalisation folded into `ltd_conv`.
+
+    `conv(x * s + o) = conv_{k * s}(x) + sum(k * o)` is exact because `ltd_conv` has no padding
+    (the reference's padding 0), and the constant shift moves into `ltd_conv_bn`'s moving mean.
+    The folded copy has `preprocess` set to the identity, which the TFLite converter drops, so
+    an exported graph loses two full-resolution elementwise ops (costly in int8, where they
+    run as requantizing MUL and ADD). Same outputs up to float rounding; `model` is unchanged.
+    Returns `model` itself if it has no `preprocess` layer.
+    """
+    names = {layer.name for layer in model.layers}
+    if "preprocess" not in names:
+        return model
+    pre, conv = model.get_layer("preprocess"), model.get_layer("ltd_conv")
+    if conv.padding != "valid" or conv.use_bias:
+        raise ValueError("fold_input_normalization needs ltd_conv with padding 'valid', no bias.")
+    scale = np.broadcast_to(np.asarray(pre.scale, np.float64), (3,))
+    offset = np.broadcast_to(np.asarray(pre.offset, np.float64), (3,))
+    config = model.get_config()
+    for layer in config["layers"]:
+        if layer["config"].get("name") == "preprocess":
+            layer["config"].update(scale=1.0, offset=0.0)
+    folded = keras.Model.from_config(config)
+    folded.set_weights(model.get_weights())
+    (kernel,) = conv.get_weights()
+    kernel = kernel.astype(np.float64)
+    folded.get_layer("ltd_conv").set_weights([kernel * scale[None, None, :, None]])
+    shift = np.einsum("ijco,c->o", kernel, offset)
+    bn = folded.get_layer("ltd_conv_bn")
+    gamma, beta, mean, variance = bn.get_weights()
+    bn.set_weights([gamma, beta, mean - shift, variance])
+    return folded
 
 
 def with_input_size(model, size):
@@ -104,7 +137,7 @@ def build_export_model(model, spec):
     uint8 image.
 
     `model` is a Fast-SCNN `keras.Model` taking RGB in [0, 255] (normalisation inside; it is
-    folded into the first conv, see `model.fold_input_normalization`). For int8 the uint8 image
+    folded into the first conv, see `fold_input_normalization`). For int8 the uint8 image
     is cast to float and pinned to [0, 255] by a fake quantization (scale 1), so the converter
     quantizes it exactly (q - 128) with XNNPACK's multi-threaded QUANTIZE (after
     `rewrite.dequantize_uint8_input`); a uint8 model input made by the converter instead
