@@ -1,4 +1,4 @@
-"""Starting a model from trained weights: `fastscnn train --init-from camvid|PATH.keras|PATH.pth`.
+"""Starting a model from trained weights (`fastscnn train --init-from camvid|PATH.keras|PATH.pth`).
 
 Layers are matched by name (the names say where a layer sits in the paper, so they are the
 same in every Fast-SCNN built here). A layer whose weights have another shape keeps its fresh
@@ -16,17 +16,18 @@ CHECKPOINT_SUFFIXES = (".pth", ".pt", ".npz", ".tar", ".bin")
 
 
 def check_source(spec):
-    """Raise ValueError naming `--init-from` unless `spec` is a preset or a readable file."""
+    """Raise a ValueError that starts with `spec` unless it is a preset or a readable file
+    (the command puts its option's name in front)."""
     if presets.split_name(spec):
         return
     if not os.path.isfile(spec):
         raise ValueError(
-            f"--init-from {spec}: no such file and no preset of that name "
+            f"{spec}: no such file and no preset of that name "
             f"(presets: {', '.join(presets.names()) or 'none'})."
         )
     if not spec.lower().endswith((".keras", *CHECKPOINT_SUFFIXES)):
         raise ValueError(
-            f"--init-from {spec}: expected a preset name, a .keras model or a PyTorch "
+            f"{spec}: expected a preset name, a .keras model or a PyTorch "
             "checkpoint (.pth, .pt, .npz)."
         )
 
@@ -46,7 +47,7 @@ def source_model(spec):
 
 
 def format_report(spec, report):
-    lines = [f"--init-from {spec}: loaded {len(report['loaded'])} layers"]
+    lines = [f"{spec}: loaded {len(report['loaded'])} layers"]
     if report["reinitialised"]:
         lines.append(
             "  re-initialised (other shape, e.g. another class count): "
@@ -60,8 +61,9 @@ def format_report(spec, report):
 
 
 def init_from(model, spec):
-    """Load `spec`'s weights into `model` where they fit; returns the printed summary."""
+    """Load `spec`'s weights into `model` where they fit; returns a summary of what was loaded,
+    re-initialised and left out."""
     report = copy_weights_by_name(model, source_model(spec))
     if not report["loaded"]:
-        raise ValueError(f"--init-from {spec}: no layer of it matches this Fast-SCNN.")
+        raise ValueError(f"{spec}: no layer of it matches this Fast-SCNN.")
     return format_report(spec, report)

@@ -166,7 +166,10 @@ def setup(config):
         model = setup_lib.build_training_model(config, num_classes, total_steps, class_weights)
         start_step = cb.Backup.restore(os.path.join(out, "backup"), model)
         if config.init_from and start_step == 0:  # a resumed run continues from its backup
-            print(transfer.init_from(model, config.init_from))
+            try:
+                print(f"--init-from {transfer.init_from(model, config.init_from)}")
+            except ValueError as error:
+                raise ValueError(f"--init-from {error}") from None
     compat.build_metrics_while_tracing(model)
     if start_step == 0:  # a fresh start: drop what an attempt killed before its first backup left
         for name in ("log.csv", "best.json", "best.keras", "last.keras"):

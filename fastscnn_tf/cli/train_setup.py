@@ -78,7 +78,10 @@ def check_config(config):
     if config.warmup_steps < 0 or config.weight_decay < 0 or config.aux_weight < 0:
         raise ValueError("--warmup-steps, --weight-decay and --aux-weight must not be negative.")
     if config.init_from:
-        transfer.check_source(config.init_from)
+        try:
+            transfer.check_source(config.init_from)
+        except ValueError as error:
+            raise ValueError(f"--init-from {error}") from None
 
 
 def load_data(config):
