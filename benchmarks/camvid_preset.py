@@ -358,7 +358,7 @@ last checkpoint, float and its int8 export, never trained on these frames, nothi
 {rule}
 {holdout_rows}
 
-int8 costs {int8_delta:+.2f} points here.
+int8 minus float: {int8_delta:+.2f} points here.
 
 ## On frames it trained on (CamVid val, 0016E5)
 
