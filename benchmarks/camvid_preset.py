@@ -371,10 +371,6 @@ check that the int8 export keeps the float model's masks ({val_delta:+.2f} point
 {rule}
 {val_rows}
 
-The int8 model's exact mask head gives the argmax of the full-size int8 logits on every val
-pixel (`python benchmarks/exact_mask_parity.py`: 0 of 17,452,800 differ, with XNNPACK and with
-LiteRT's builtin kernels, 2026-12-07).
-
 ## Latency of the int8 model (360x480, LiteRT with XNNPACK, this 2-core CPU)
 
 On the first CamVid val photo (the exact mask head's cost follows the scene).
