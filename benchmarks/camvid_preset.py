@@ -25,11 +25,14 @@ import csv
 import datetime
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
 import tempfile
+
+from train_end_to_end import cpu_family
+
+from fastscnn_tf.files import write_text_atomic
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CAMVID = os.path.join(os.path.dirname(ROOT), "shared", "data", "camvid")
@@ -79,22 +82,6 @@ def training_record(run):
     with open(os.path.join(run, "log.csv"), encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     return config, int(float(rows[-1]["step"])), sum(float(r["epoch_seconds"]) for r in rows)
-
-
-def cpu_family():
-    """The CPU's model name and whether it has AVX-512 VNNI (every figure names it)."""
-    name, vnni = platform.processor() or "unknown CPU", False
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            text = f.read()
-        name = next(
-            (line.split(":", 1)[1].strip() for line in text.splitlines() if "model name" in line),
-            name,
-        )
-        vnni = " avx512_vnni" in text
-    except OSError:
-        pass
-    return f"{name}, {'AVX-512 VNNI' if vnni else 'no AVX-512 VNNI'}, {os.cpu_count()} cores"
 
 
 def command_of(config, split, val_split):
@@ -155,12 +142,7 @@ def read_campaign(preset_dir=PRESET):
 
 
 def write_json(path, value):
-    """Write JSON atomically: a killed build never leaves half a file in the preset."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(value, f, indent=2)
-        f.write("\n")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(value, indent=2) + "\n")
 
 
 def check_run(parser, option, run):
@@ -270,10 +252,7 @@ def main(argv=None):
         size_keras=os.path.getsize(keras_path) / 1e6,
         size_int8=os.path.getsize(int8_path) / 1e6,
     )
-    card_path = os.path.join(preset, "MODEL_CARD.md")
-    with open(card_path + ".tmp", "w", encoding="utf-8") as f:
-        f.write(card)
-    os.replace(card_path + ".tmp", card_path)
+    write_text_atomic(os.path.join(preset, "MODEL_CARD.md"), card)
     print(f"preset written to {preset}: {HOLDOUT} (held out) mIoU float {info['float']:.2f}, "
           f"int8 {info['int8']:.2f}; val (trained on) float {100 * val_float['miou']:.2f}, "
           f"int8 {100 * val_int8['miou']:.2f}")  # fmt: skip
