@@ -85,7 +85,7 @@ def python_times(model, photo, runs, threads):
     """(invoke ms, set_tensor + invoke + get_tensor ms) per run on the photo at the model's size."""
     from ai_edge_litert.interpreter import Interpreter
 
-    from fastscnn_tf import imageops
+    from fastscnn_tf import android_mirror
 
     interpreter = Interpreter(model_path=model, num_threads=threads)
     interpreter.allocate_tensors()
@@ -93,7 +93,7 @@ def python_times(model, photo, runs, threads):
     output = interpreter.get_output_details()[0]["index"]
     h, w = (int(v) for v in detail["shape"][1:3])
     rgb = np.asarray(Image.open(photo).convert("RGB"))
-    image = imageops.resize_bilinear(rgb, h, w)[None]
+    image = android_mirror.resize_bilinear(rgb, h, w)[None]
     invoke, with_io = [], []
     for i in range(runs + WARMUP):
         start = time.perf_counter()

@@ -4,7 +4,7 @@ the latency chart.
 Drawn with Pillow, which the package needs anyway for images: the two charts are small fixed
 layouts, and matplotlib would add a dependency of its own (and a font cache at first use) for
 about a hundred lines. The Android core's ARGB drawing, mirrored in Python for its goldens, is
-`imageops`.
+`android_mirror`.
 """
 
 import math

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fastscnn_tf import imageops
+from fastscnn_tf import android_mirror
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.cli import android
 
@@ -54,20 +54,20 @@ def test_golden_files_are_small_and_consistent(golden):
     assert np.all(frame >> 24 == 0xFF)
 
 
-def test_imageops_reproduces_the_committed_input_and_overlay(golden):
+def test_android_mirror_reproduces_the_committed_input_and_overlay(golden):
     meta, labels, frame = golden
     in_h, in_w = meta["input"]["shape"][1:3]
-    model_input = imageops.frame_to_input(frame, in_h, in_w)
+    model_input = android_mirror.frame_to_input(frame, in_h, in_w)
     assert model_input.tobytes() == read("input_rgb.bin")
 
     out_shape = meta["output"]["shape"][1:]
     raw = np.frombuffer(read("output.bin"), np.uint8).reshape(out_shape)
-    class_map = imageops.decode_output(raw, meta["output_kind"])
+    class_map = android_mirror.decode_output(raw, meta["output_kind"])
     assert class_map.astype(np.uint8).tobytes() == read("class_map.bin")
     assert len(np.unique(class_map)) > 1
 
-    frame_classes = imageops.resize_nearest(class_map, *frame.shape)
-    overlay = imageops.overlay_argb(frame, frame_classes, labels.colors, meta["opacity"])
+    frame_classes = android_mirror.resize_nearest(class_map, *frame.shape)
+    overlay = android_mirror.overlay_argb(frame, frame_classes, labels.colors, meta["opacity"])
     assert overlay.astype(">u4").tobytes() == read("overlay_argb.bin")
 
 
@@ -108,7 +108,9 @@ def test_make_golden_writes_what_the_kotlin_tests_read(tmp_path):
     assert json.loads((out / "meta.json").read_text()) == meta
     expected_frame = np.asarray(Image.open(image).resize((60, 45), Image.Resampling.BILINEAR))
     frame = np.frombuffer((out / "frame_argb.bin").read_bytes(), ">u4").reshape(45, 60)
-    np.testing.assert_array_equal(imageops.argb_to_rgb(frame.astype(np.uint32)), expected_frame)
+    np.testing.assert_array_equal(
+        android_mirror.argb_to_rgb(frame.astype(np.uint32)), expected_frame
+    )
     in_h, in_w = json.loads(read("meta.json"))["input"]["shape"][1:3]
     sizes = {
         "input_rgb.bin": in_h * in_w * 3,

@@ -3,7 +3,7 @@
 Each browser test serves the page (`fastscnn_tf.webpage`, driven by `web/tools/driver.py`), loads a
 small exported model and feeds photos as a user would (the file picker), then holds the class map
 the page computed with LiteRT.js to the one Python computes for the same file: the Android core's
-pre- and post-processing (`fastscnn_tf.imageops`) around the Python LiteRT interpreter. `make
+pre- and post-processing (`fastscnn_tf.android_mirror`) around the Python LiteRT interpreter. `make
 web-test` (and `make test`) installs Chromium and the npm packages first (`web/setup.sh`);
 without them the browser tests are skipped.
 """

@@ -1,9 +1,9 @@
 """`fastscnn android-assets` and `fastscnn android-golden`: the Python end of the Android demo.
 
 `copy_assets` puts an exported model and the `labels.txt` beside it into the app, after checking
-that the app can run them. `make_golden` runs one real image through `fastscnn_tf.imageops` and
-the LiteRT interpreter and writes every intermediate, so that the Kotlin core's tests prove it
-computes the same bytes as Python (`android-golden` rewrites the vectors they read).
+that the app can run them. `make_golden` runs one real image through `fastscnn_tf.android_mirror`
+and the LiteRT interpreter and writes every intermediate, so that the Kotlin core's tests prove
+it computes the same bytes as Python (`android-golden` rewrites the vectors they read).
 """
 
 import dataclasses
@@ -13,7 +13,7 @@ import shutil
 
 import numpy as np
 
-from fastscnn_tf import imageops, presets, tflog
+from fastscnn_tf import android_mirror, presets, tflog
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.cli.config import field, parse_size
 from fastscnn_tf.files import atomic_path, write_bytes_atomic
@@ -144,8 +144,8 @@ def make_golden(
     """Write golden vectors for the Kotlin core's tests from one real image.
 
     The image is resized with PIL to `frame_size` (H, W) and becomes the camera frame; then
-    `imageops` makes the model input, the LiteRT interpreter runs the model, and `imageops`
-    turns its output into the overlay. Files written to `out_dir`:
+    `android_mirror` makes the model input, the LiteRT interpreter runs the model, and
+    `android_mirror` turns its output into the overlay. Files written to `out_dir`:
 
     - `frame_argb.bin`: the frame, int32 big-endian 0xAARRGGBB, row-major.
     - `input_rgb.bin`: the uint8 input tensor (H, W, 3).
@@ -172,16 +172,16 @@ def make_golden(
 
     with Image.open(image_path) as image:
         rgb = image.convert("RGB").resize((frame_w, frame_h), Image.Resampling.BILINEAR)
-    frame = imageops.rgb_to_argb(np.asarray(rgb))
-    model_input = imageops.frame_to_input(frame, *input_info["shape"][1:3])
+    frame = android_mirror.rgb_to_argb(np.asarray(rgb))
+    model_input = android_mirror.frame_to_input(frame, *input_info["shape"][1:3])
     interpreter.set_tensor(input_detail["index"], model_input[None])
     interpreter.invoke()
     raw = interpreter.get_tensor(output_detail["index"])[0]
-    class_map = imageops.decode_output(raw, kind)
+    class_map = android_mirror.decode_output(raw, kind)
     if class_map.max() > 255:
         raise ValueError("class_map.bin stores uint8; this model has more than 256 classes.")
-    frame_classes = imageops.resize_nearest(class_map, frame_h, frame_w)
-    overlay = imageops.overlay_argb(frame, frame_classes, labels.colors, opacity)
+    frame_classes = android_mirror.resize_nearest(class_map, frame_h, frame_w)
+    overlay = android_mirror.overlay_argb(frame, frame_classes, labels.colors, opacity)
 
     os.makedirs(out_dir, exist_ok=True)
     write_bytes_atomic(os.path.join(out_dir, "frame_argb.bin"), frame.astype(">u4").tobytes())

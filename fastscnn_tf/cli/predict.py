@@ -35,7 +35,7 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from fastscnn_tf import imageops, pngstream, viz
+from fastscnn_tf import android_mirror, pngstream, viz
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.cli.config import field
 from fastscnn_tf.files import atomic_paths
@@ -250,8 +250,8 @@ def predict_file(
 def _write_pictures(photo, classes, labels, opacity, outputs):
     """The three PNGs of `photo` from its class map at the network's size, band by band."""
     width, height = photo.size
-    rows = imageops.nearest_indices(classes.shape[0], height)
-    cols = imageops.nearest_indices(classes.shape[1], width)
+    rows = android_mirror.nearest_indices(classes.shape[0], height)
+    cols = android_mirror.nearest_indices(classes.shape[1], width)
     # Each small pixel stands for (its rows) x (its columns) of the photo: exact shares.
     weights = np.outer(
         np.bincount(rows, minlength=classes.shape[0]), np.bincount(cols, minlength=classes.shape[1])

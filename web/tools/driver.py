@@ -66,14 +66,14 @@ def page_class_map(result):
 
 def contract_class_map(interpreter, rgb):
     """What the page computes for a `(H, W, 3)` uint8 photo, in Python: the Android core's
-    steps (`imageops`) around the LiteRT interpreter. The browser must reproduce it."""
-    from fastscnn_tf import imageops
+    steps (`android_mirror`) around the LiteRT interpreter. The browser must reproduce it."""
+    from fastscnn_tf import android_mirror
 
     input_detail = interpreter.get_input_details()[0]
     output_detail = interpreter.get_output_details()[0]
     h, w = (int(v) for v in input_detail["shape"][1:3])
-    interpreter.set_tensor(input_detail["index"], imageops.resize_bilinear(rgb, h, w)[None])
+    interpreter.set_tensor(input_detail["index"], android_mirror.resize_bilinear(rgb, h, w)[None])
     interpreter.invoke()
     raw = interpreter.get_tensor(output_detail["index"])[0]
-    classes = imageops.decode_output(raw, "mask" if raw.ndim == 2 else "logits")
-    return imageops.resize_nearest(classes, *rgb.shape[:2])
+    classes = android_mirror.decode_output(raw, "mask" if raw.ndim == 2 else "logits")
+    return android_mirror.resize_nearest(classes, *rgb.shape[:2])

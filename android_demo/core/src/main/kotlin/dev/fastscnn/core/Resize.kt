@@ -5,7 +5,7 @@ internal class BilinearTaps(val i0: IntArray, val i1: IntArray, val frac: IntArr
 
 /**
  * Half-pixel-centre bilinear taps in integer fixed point, so that this code and
- * `fastscnn_tf.imageops` agree bit for bit: src = (x + 0.5) * inSize / outSize - 0.5 is
+ * `fastscnn_tf.android_mirror` agree bit for bit: src = (x + 0.5) * inSize / outSize - 0.5 is
  * num / den with num = (2x + 1) * inSize - outSize, den = 2 * outSize, clamped at 0 on the
  * left; the fraction is floored to 1/256.
  */

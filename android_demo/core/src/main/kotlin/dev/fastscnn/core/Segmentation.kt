@@ -1,7 +1,7 @@
 package dev.fastscnn.core
 
 // The two ends of one inference, composed from the pieces above so that the app, the
-// golden-vector tests and fastscnn_tf.imageops all run the same steps.
+// golden-vector tests and fastscnn_tf.android_mirror all run the same steps.
 
 /** Upright ARGB frame -> the model's uint8 RGB input bytes. */
 fun preprocess(frame: IntArray, width: Int, height: Int, spec: ModelSpec): ByteArray =
