@@ -151,15 +151,16 @@ def _nearest_existing(path):
     return path
 
 
-def check_output_dir(path, option="--out"):
-    """Raise ValueError, naming `option`, if the folder `path` cannot be created or written:
-    it (or a parent) is a file, or its nearest existing parent is not writable."""
+def check_output_dir(path, option="out"):
+    """Raise ValueError, naming the parameter `option`, if the folder `path` cannot be
+    created or written: it (or a parent) is a file, or its nearest existing parent is not
+    writable."""
     _check_output(path, option, folder=True)
 
 
-def check_output_file(path, option="--output"):
-    """Raise ValueError, naming `option`, if the file `path` cannot be written: it is a
-    folder, a parent is a file, or its nearest existing parent is not writable."""
+def check_output_file(path, option="output"):
+    """Raise ValueError, naming the parameter `option`, if the file `path` cannot be
+    written: it is a folder, a parent is a file, or its nearest existing parent is not writable."""
     _check_output(path, option, folder=False)
 
 
@@ -168,16 +169,16 @@ def _check_output(path, option, folder):
     existing = _nearest_existing(path)
     if existing == os.path.abspath(path):
         if folder and not os.path.isdir(existing):
-            raise ValueError(f"{option} {path}: is a file, not a folder.")
+            raise ValueError(f"{option}={path}: is a file, not a folder.")
         if not folder and os.path.isdir(existing):
-            raise ValueError(f"{option} {path}: is a folder, not a file.")
+            raise ValueError(f"{option}={path}: is a folder, not a file.")
         directory = existing if folder else os.path.dirname(existing)
     elif not os.path.isdir(existing):
-        raise ValueError(f"{option} {path}: {existing} is a file, not a folder.")
+        raise ValueError(f"{option}={path}: {existing} is a file, not a folder.")
     else:
         directory = existing
     if not os.access(directory, os.W_OK | os.X_OK):
-        raise ValueError(f"{option} {path}: no permission to write in {directory}.")
+        raise ValueError(f"{option}={path}: no permission to write in {directory}.")
 
 
 def save_png_atomic(picture, path):

@@ -22,13 +22,14 @@ def parse_size(text):
 
 
 def check_size(size, what):
-    """Raise a ValueError naming `what` (an option, a file) when `(H, W)` is below the
-    minimum; a None side (a dynamic model) passes."""
+    """Raise a ValueError naming `what` when `(H, W)` is below the minimum: a parameter as
+    `size=`, or an image or file; a None side (a dynamic model) passes."""
     h, w = size
     if any(side is not None and side < MIN_INPUT_SIZE for side in (h, w)):
+        sep = "" if what.endswith("=") else " "
         raise ValueError(
-            f"{what} {h}x{w}: Fast-SCNN needs at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} pixels "
-            "(the pyramid pooling map is 1/32)."
+            f"{what}{sep}{h}x{w}: Fast-SCNN needs at least {MIN_INPUT_SIZE}x{MIN_INPUT_SIZE} "
+            "pixels (the pyramid pooling map is 1/32)."
         )
 
 

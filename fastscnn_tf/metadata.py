@@ -56,7 +56,7 @@ def _schemas():
     except ImportError:
         raise ImportError(
             f"writing or reading TFLite metadata needs the mediapipe package ({INSTALL_HINT}); "
-            "or export with --no-metadata."
+            "or export with metadata=False."
         ) from None
     return md, seg
 

@@ -207,7 +207,7 @@ def load_reference_weights(model, state):
     if unexpected:
         problems.append(_format("unexpected in the checkpoint", unexpected))
         if any(k.startswith(AUX_MODULE) for k in unexpected):
-            problems.append("  (auxlayer.*: pass --aux to import the aux head or --drop-aux)")
+            problems.append("  (auxlayer.*: pass aux=True to import the aux head or drop_aux=True)")
     if misshaped:
         problems.append(_format("wrong shape", misshaped))
     if problems:
@@ -220,7 +220,7 @@ def load_reference_weights(model, state):
 def infer_num_classes(state):
     weight = state.get("classifier.conv.1.weight")
     if weight is None:
-        raise ValueError("checkpoint has no classifier.conv.1.weight: pass --num-classes")
+        raise ValueError("checkpoint has no classifier.conv.1.weight: pass num_classes=")
     return int(weight.shape[0])
 
 

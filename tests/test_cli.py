@@ -5,6 +5,7 @@ import sys
 import pytest
 
 from fastscnn_tf import cli, tflog
+from fastscnn_tf.cli import config as cfg
 
 # Runs `cli.main(argv)` in a fresh interpreter and reports which heavy modules it loaded.
 PROBE = (
@@ -169,6 +170,31 @@ def test_messages_name_the_argument_or_file_that_is_wrong(tmp_path, capsys):
     assert not (tmp_path / "bench").exists()  # no empty output folder left behind
     with pytest.raises(ValueError, match=r"latin.txt: not UTF-8 text"):
         labels.read_labels(latin)
+
+
+def test_library_errors_name_the_flags_on_the_command_line(tmp_path, capsys):
+    """The library names parameters as Python does; the command names its flags."""
+    from fastscnn_tf.cli.export import ExportConfig
+    from fastscnn_tf.cli.import_weights import ImportConfig
+
+    cases = [
+        (ExportConfig, "size=32x96: too small", "--size 32x96: too small"),
+        (ExportConfig, "metadata=True needs mediapipe, or pass metadata=False.",
+         "--metadata needs mediapipe, or pass --no-metadata."),
+        (ExportConfig, "output=./m.tflite: is a folder", "--output ./m.tflite: is a folder"),
+        (ImportConfig, "pass num_classes=", "pass --num-classes"),
+        (ImportConfig, "pass aux=True or drop_aux=True)", "pass --aux or --drop-aux)"),
+        # Not an option of the command, or part of a longer name: left as it is.
+        (ImportConfig, "calibration_images=0, my_num_classes=3", "calibration_images=0, "
+         "my_num_classes=3"),
+    ]  # fmt: skip
+    for config_cls, library, command in cases:
+        assert cfg.in_flags(library, config_cls) == command
+    argv = ["evaluate", "--model", "camvid", "--dataset", "synthetic:2", "--ignore-index", "300",
+            "--out", str(tmp_path / "eval")]  # fmt: skip
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--ignore-index 300: masks are 8-bit" in err and len(err.strip().splitlines()) == 1
 
 
 def labels_preset_int8():

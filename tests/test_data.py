@@ -56,7 +56,7 @@ def test_synthetic_takes_names_from_a_labels_file(tmp_path):
     source = data.load_source("synthetic:4:32x32", class_names=str(tmp_path / "labels.txt"))
     assert source.labels == names
     assert set(np.unique(np.stack([m for _, m in _examples(source)]))) <= {0, 1, 2}
-    with pytest.raises(ValueError, match="--ignore-index 300"):
+    with pytest.raises(ValueError, match="ignore_index=300"):
         data.load_source("synthetic", ignore_index=300)
 
 
@@ -323,7 +323,7 @@ def test_class_count_disagreeing_with_names_file(tmp_path):
     labels.write_labels(tmp_path / "labels.txt", labels.generic(2))
     with pytest.raises(ValueError, match="2 classes"):
         data.load_source(f"folder:{tmp_path}")  # masks hold label 2
-    with pytest.raises(ValueError, match="names 2 classes but --num-classes is 3"):
+    with pytest.raises(ValueError, match="names 2 classes but num_classes=3"):
         data.load_source(f"folder:{tmp_path}", num_classes=3)
 
 
@@ -344,7 +344,7 @@ def test_unpaired_empty_and_missing_folders(tmp_path):
 
 def test_unknown_class_count_is_an_error(tmp_path):
     _good_folder(tmp_path)
-    with pytest.raises(ValueError, match="--num-classes"):
+    with pytest.raises(ValueError, match="pass num_classes= or class_names="):
         data.load_source(f"folder:{tmp_path}")
 
 
@@ -423,7 +423,7 @@ def test_tfds_dataset_by_name_offline(tmp_path, monkeypatch):
     too_few = data.load_source("tfds:tiny_seg", "train", num_classes=2)
     with pytest.raises(tf.errors.InvalidArgumentError, match="outside \\[0, 2\\)"):
         _examples(too_few)
-    with pytest.raises(ValueError, match="--num-classes"):
+    with pytest.raises(ValueError, match="pass num_classes= or class_names="):
         data.load_source("tfds:tiny_seg")
 
 

@@ -259,15 +259,15 @@ def test_default_output_name():
 
 def test_bad_input_errors(model, tmp_path):
     out = tmp_path / "m.tflite"
-    with pytest.raises(ValueError, match="--size 32x96.*64x64"):
+    with pytest.raises(ValueError, match="size=32x96.*64x64"):
         export.export_tflite(model, out, size=(32, 96))
-    with pytest.raises(ValueError, match="--precision 'int4'"):
+    with pytest.raises(ValueError, match="precision='int4'"):
         export.export_tflite(model, out, size=SIZE, precision="int4")
-    with pytest.raises(ValueError, match="--output-kind 'edges'"):
+    with pytest.raises(ValueError, match="output_kind='edges'"):
         export.export_tflite(model, out, size=SIZE, output_kind="edges")
     with pytest.raises(FileNotFoundError, match="missing.keras"):
         export.export_tflite(str(tmp_path / "missing.keras"), out, size=SIZE)
-    with pytest.raises(ValueError, match="needs --calibration-dataset"):
+    with pytest.raises(ValueError, match="needs calibration images: pass representative="):
         export.export_tflite(model, out, size=SIZE, precision="int8", metadata=False)
     with pytest.raises(ValueError, match="calibration\\) dataset is empty"):
         export.export_tflite(
@@ -289,7 +289,7 @@ def test_output_under_a_file_is_refused_before_converting(model, tmp_path, monke
 
     monkeypatch.setattr(exporter, "convert", convert)
     (tmp_path / "file").write_text("")
-    with pytest.raises(ValueError, match=f"--output {tmp_path}/file/m.tflite: .* is a file"):
+    with pytest.raises(ValueError, match=f"output={tmp_path}/file/m.tflite: .* is a file"):
         export.export_tflite(model, tmp_path / "file" / "m.tflite", size=SIZE, metadata=False)
 
 
@@ -297,7 +297,7 @@ def test_metadata_without_mediapipe(model, tmp_path, monkeypatch, capsys):
     from fastscnn_tf import metadata
 
     monkeypatch.setattr(metadata, "available", lambda: False)
-    with pytest.raises(ValueError, match="--metadata needs the mediapipe package"):
+    with pytest.raises(ValueError, match="metadata=True needs the mediapipe package"):
         export.export_tflite(model, tmp_path / "m.tflite", size=SIZE, metadata=True)
     path = export.export_tflite(model, tmp_path / "m.tflite", size=SIZE, precision="float32")
     assert "no MediaPipe metadata embedded" in capsys.readouterr().out

@@ -106,13 +106,13 @@ def test_output_checks_name_the_option_and_the_path(tmp_path):
     check_output_dir(tmp_path / "new" / "deeper")  # created later: fine
     check_output_file(tmp_path / "new" / "m.tflite")
     check_output_file(blocker)  # an existing file is replaced: fine
-    with pytest.raises(ValueError, match=f"--out {blocker}/run: {blocker} is a file, not a"):
+    with pytest.raises(ValueError, match=f"out={blocker}/run: {blocker} is a file, not a"):
         check_output_dir(blocker / "run")
-    with pytest.raises(ValueError, match=f"--out {blocker}: is a file, not a folder"):
+    with pytest.raises(ValueError, match=f"out={blocker}: is a file, not a folder"):
         check_output_dir(blocker)
-    with pytest.raises(ValueError, match=f"--output {blocker}/a/m.keras: {blocker} is a file"):
+    with pytest.raises(ValueError, match=f"output={blocker}/a/m.keras: {blocker} is a file"):
         check_output_file(blocker / "a" / "m.keras")
-    with pytest.raises(ValueError, match=f"--output {tmp_path}: is a folder, not a file"):
+    with pytest.raises(ValueError, match=f"output={tmp_path}: is a folder, not a file"):
         check_output_file(tmp_path)
 
 

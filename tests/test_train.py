@@ -130,7 +130,7 @@ def test_inference_model_drops_aux_heads_and_keeps_main_output():
 
 
 def test_class_count_disagreeing_with_data_is_a_clear_error(tmp_path):
-    with pytest.raises(ValueError, match="num-classes 99"):
+    with pytest.raises(ValueError, match="num_classes=99"):
         train.train(_config(num_classes=99, out=str(tmp_path / "run")))
 
 

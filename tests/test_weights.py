@@ -198,7 +198,7 @@ def test_aux_flags(state):
     no_aux = {k: v for k, v in state.items() if not k.startswith("auxlayer.")}
     with pytest.raises(ValueError, match=r"(?s)missing.*auxlayer\.0\.weight"):
         weights.import_state_dict(no_aux, 19, aux=True)
-    with pytest.raises(ValueError, match=r"(?s)unexpected.*auxlayer\.4\.bias.*--drop-aux"):
+    with pytest.raises(ValueError, match=r"(?s)unexpected.*auxlayer\.4\.bias.*drop_aux=True"):
         weights.import_state_dict(state, 19)
     model = weights.import_state_dict(state, drop_aux=True)  # classes read from the checkpoint
     assert model.output_shape == (None, None, None, 19)

@@ -100,7 +100,8 @@ def main(argv=None):
             tflog.import_tensorflow()
         return job(config)
     except USER_ERRORS as error:
-        print(f"fastscnn {args.command}: error: {error}", file=sys.stderr)
+        message = cfg.in_flags(str(error), config_cls)
+        print(f"fastscnn {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as interrupt:  # Ctrl-C: one line, the shell's status for SIGINT
         print(f"fastscnn {args.command}: {interrupt or 'interrupted'}", file=sys.stderr)

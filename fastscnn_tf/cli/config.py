@@ -10,6 +10,7 @@ written next to a run's outputs as JSON, so any run can be repeated.
 import argparse
 import dataclasses
 import json
+import re
 import types
 import typing
 
@@ -95,6 +96,23 @@ def from_args(config_cls, namespace):
     return config_cls(**values)
 
 
+def in_flags(message, config_cls):
+    """A library error in the command's words. The library names its parameters as Python
+    spells them (`num_classes=30`, `metadata=False`, `pass class_names=`); each that is one of
+    the command's options becomes its flag (`--num-classes 30`, `--no-metadata`,
+    `pass --class-names`)."""
+    for f in dataclasses.fields(config_cls):
+        if f.metadata.get("positional"):
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        name = rf"(?<![\w.-]){f.name}="
+        message = re.sub(name + r"True\b", flag, message)
+        message = re.sub(name + r"False\b", "--no-" + flag[2:], message)
+        message = re.sub(name + r"(?=[^\s,;)])", flag + " ", message)
+        message = re.sub(name, flag, message)
+    return message
+
+
 def check_outputs(config):
     """Refuse, before a job starts, an output it could not write (a folder under a regular
     file, a file where a folder goes, ...): the fields named in `OUTPUT_FIELDS`."""
@@ -103,11 +121,10 @@ def check_outputs(config):
         value = getattr(config, f.name)
         if kind is None or not value:  # None / "": the job picks a default and checks it
             continue
-        option = "--" + f.name.replace("_", "-")
         if kind == "folder":
-            check_output_dir(value, option)
+            check_output_dir(value, f.name)
         else:
-            check_output_file(value, option)
+            check_output_file(value, f.name)
 
 
 # Config fields that name a model: a preset or a file that must exist.

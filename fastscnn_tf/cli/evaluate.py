@@ -47,7 +47,7 @@ def run_evaluation(config):
     # one for a preset, whose folder is inside the installed package).
     preset = presets.split_name(config.model)
     out = config.out or ("." if preset else os.path.dirname(os.path.abspath(config.model)))
-    check_output_dir(out, "--out")
+    check_output_dir(out, "out")
     runtime = load_runtime(config.model, num_threads=config.num_threads)
     num_classes = config.num_classes or runtime.num_classes
     source = data_lib.load_source(

@@ -86,7 +86,7 @@ def run(config):
                 "pass --calibration-dataset folder:PATH with images like the training data."
             )
     output = config.output or default_output(config.model, spec)
-    check_output_file(output, "--output")
+    check_output_file(output, "output")
     if calibration:
         print(f"calibrating int8 on {config.calibration_images} images of {calibration} (train)")
     exporter = Exporter(

@@ -165,8 +165,8 @@ def _folder_labels(root, layout, num_classes, ignore_index, class_names):
         return LabelSet(camvid.names, camvid.colors, ignore_index)
     if num_classes is None:
         raise ValueError(
-            f"{root}: the number of classes is unknown; pass --num-classes N or --class-names "
-            "FILE, or put a labels.txt (name<TAB>#RRGGBB per line) in the folder."
+            f"{root}: the number of classes is unknown; pass num_classes= or class_names= "
+            "(a labels file), or put a labels.txt (name<TAB>#RRGGBB per line) in the folder."
         )
     return labels_lib.generic(num_classes, 255 if ignore_index is None else ignore_index)
 
@@ -228,7 +228,7 @@ def _check_labels(pairs, inspected, labels, colour_table, root):
             errors.append(f"{mask_path}: {what}: {', '.join(bad[:8])}")
     if errors:
         hint = (
-            "Check --num-classes / --ignore-index / the class names file."
+            "Check num_classes=, ignore_index= and the class names file."
             if kind != "colour"
             else "Give the palette in a class names file (name<TAB>#RRGGBB)."
         )

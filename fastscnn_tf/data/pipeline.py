@@ -57,7 +57,7 @@ def load_source(
         seed: seed of generated data (synthetic).
     """
     if ignore_index is not None and not 0 <= ignore_index <= 255:
-        raise ValueError(f"--ignore-index {ignore_index}: masks are 8-bit, use 0..255.")
+        raise ValueError(f"ignore_index={ignore_index}: masks are 8-bit, use 0..255.")
     kind, _, arg = str(spec).partition(":")
     terms = splits.parse_split(split)
     if kind != "folder" and any(term.selects for term in terms):
@@ -76,7 +76,7 @@ def load_source(
     if kind == "synthetic":
         return synthetic_source(arg, split, num_classes, ignore_index, class_names, seed)
     if not arg:
-        raise ValueError(f"--dataset {spec!r}: expected {kind}:PATH or tfds:NAME.")
+        raise ValueError(f"data set {spec!r}: expected {kind}:PATH or tfds:NAME.")
     if kind == "folder":
         return folder_source(arg, split, num_classes, ignore_index, class_names)
     if kind == "cityscapes":
@@ -84,7 +84,7 @@ def load_source(
     if kind == "tfds":
         return tfds_source(arg, split, num_classes, ignore_index, class_names)
     raise ValueError(
-        f"--dataset {spec!r}: unknown kind {kind!r}; use synthetic[:N[:HxW]], folder:PATH, "
+        f"data set {spec!r}: unknown kind {kind!r}; use synthetic[:N[:HxW]], folder:PATH, "
         "cityscapes:PATH or tfds:NAME."
     )
 

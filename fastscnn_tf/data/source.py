@@ -39,12 +39,12 @@ class Source:
 
 
 def names_file_labels(path, num_classes, ignore_index):
-    """The labels of a `--class-names` file, checked against `--num-classes` and with the
-    `--ignore-index` given."""
+    """The labels of a `--class-names` file, checked against `num_classes` and with the
+    `ignore_index` given."""
     labels = labels_lib.read_labels(path)
     if num_classes is not None and labels.num_classes != num_classes:
         raise ValueError(
-            f"{path}: names {labels.num_classes} classes but --num-classes is {num_classes}."
+            f"{path}: names {labels.num_classes} classes but num_classes={num_classes}."
         )
     if ignore_index is not None:
         labels = LabelSet(labels.names, labels.colors, ignore_index)

@@ -175,16 +175,14 @@ def synthetic_source(arg, split, num_classes, ignore_index, names_file, seed):
             raise ValueError
     except ValueError:
         raise ValueError(
-            f"--dataset synthetic:{arg}: expected synthetic[:N[:HxW]] with N > 0 and H, W >= 16."
+            f"data set synthetic:{arg}: expected synthetic[:N[:HxW]] with N > 0 and H, W >= 16."
         ) from None
     if names_file is not None:  # the user's names (and colours) for the generated classes
         labels = names_file_labels(names_file, num_classes, ignore_index)
         num_classes = labels.num_classes
     num_classes = MAX_CLASSES if num_classes is None else num_classes
     if not 2 <= num_classes <= MAX_CLASSES:
-        raise ValueError(
-            f"--num-classes {num_classes}: synthetic data has 2..{MAX_CLASSES} classes."
-        )
+        raise ValueError(f"num_classes={num_classes}: synthetic data has 2..{MAX_CLASSES} classes.")
     if names_file is None:
         labels = LabelSet(
             class_names(num_classes),

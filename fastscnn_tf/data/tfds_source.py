@@ -29,7 +29,7 @@ class TfdsLayout:
     Args:
         image: feature name of the RGB image.
         mask: feature name of the label map.
-        labels: its classes, or None to take them from --num-classes / --class-names.
+        labels: its classes, or None to take them from `num_classes` / `class_names`.
         mapping: mask value -> class index; values not listed become the ignore index.
             None keeps values as they are (checked to lie in range).
         channel: the mask channel that holds the class (3-channel masks).
@@ -161,13 +161,13 @@ def _from_tfds_builder(builder, name, layout, split, num_classes, ignore_index, 
     elif labels is None:
         if num_classes is None:
             raise ValueError(
-                f"tfds:{name}: unknown classes; pass --num-classes N or --class-names FILE."
+                f"tfds:{name}: unknown classes; pass num_classes= or class_names= (a labels file)."
             )
         labels = labels_lib.generic(num_classes, 255 if ignore_index is None else ignore_index)
     else:
         if num_classes is not None and num_classes != labels.num_classes:
             raise ValueError(
-                f"tfds:{name} has {labels.num_classes} classes, not --num-classes {num_classes}."
+                f"tfds:{name} has {labels.num_classes} classes, not num_classes={num_classes}."
             )
         if ignore_index is not None:
             labels = LabelSet(labels.names, labels.colors, ignore_index)

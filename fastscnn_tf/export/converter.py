@@ -17,7 +17,7 @@ def representative_dataset(images, count, size):
     """Generator factory for the converter: up to `count` float images [1, H, W, 3] in
     [0, 255] at `size`. Raises if `images` yields none."""
     if count < 1:
-        raise ValueError(f"--calibration-images {count}: int8 calibration needs at least 1 image.")
+        raise ValueError(f"calibration_images={count}: int8 calibration needs at least 1 image.")
     iterator = iter(images)
     first = next(iterator, None)
     if first is None:

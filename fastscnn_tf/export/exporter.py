@@ -86,7 +86,7 @@ class Exporter:
         """Write the `.tflite` to `output` and its labels to `NAME.labels.txt` beside it (its
         own file: another model's labels in the folder are never touched); returns the path."""
         # 1. Refuse an output that cannot be written, before the minutes of conversion.
-        check_output_file(output, "--output")
+        check_output_file(output, "output")
         # 2. The model and the classes it predicts.
         model = load_keras_model(self.model_path) if self.model_path else self.model
         num_classes = int(model.outputs[0].shape[-1])
@@ -135,8 +135,8 @@ class Exporter:
                 print(f"note: no MediaPipe metadata embedded ({metadata_lib.INSTALL_HINT} adds it)")
         elif metadata and not metadata_lib.available():
             raise ValueError(
-                f"--metadata needs the mediapipe package: {metadata_lib.INSTALL_HINT}, "
-                "or pass --no-metadata."
+                f"metadata=True needs the mediapipe package: {metadata_lib.INSTALL_HINT}, "
+                "or pass metadata=False."
             )
         return (
             metadata_lib.build_metadata(self.spec.output_kind, labels.names) if metadata else None
@@ -146,7 +146,9 @@ class Exporter:
         if not self.spec.quantized:
             return None
         if self.representative is None:
-            raise ValueError("int8 needs --calibration-dataset (the representative dataset).")
+            raise ValueError(
+                "int8 needs calibration images: pass representative= (a data set or images)."
+            )
         images = self.representative
         if isinstance(images, str):
             images = pipeline_images(images, self.spec.size)

@@ -16,11 +16,11 @@ MASK_STRIDES = (1, 2, 4, 8)  # where a full-size mask's ARG_MAX runs (graph.mask
 
 def check_choice(option, value, choices):
     if value not in choices:
-        raise ValueError(f"{option} {value!r}: choose one of {', '.join(map(str, choices))}.")
+        raise ValueError(f"{option}={value!r}: choose one of {', '.join(map(str, choices))}.")
 
 
 def check_precision(precision):
-    check_choice("--precision", precision, PRECISIONS)
+    check_choice("precision", precision, PRECISIONS)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,11 +47,11 @@ class ExportSpec:
 
     def __post_init__(self):
         object.__setattr__(self, "size", tuple(int(v) for v in self.size))
-        check_size(self.size, "--size")
+        check_size(self.size, "size=")
         check_precision(self.precision)
-        check_choice("--output-kind", self.output_kind, OUTPUT_KINDS)
-        check_choice("--output-stride", self.output_stride, OUTPUT_STRIDES)
-        check_choice("--mask-stride", self.mask_stride, MASK_STRIDES)
+        check_choice("output_kind", self.output_kind, OUTPUT_KINDS)
+        check_choice("output_stride", self.output_stride, OUTPUT_STRIDES)
+        check_choice("mask_stride", self.mask_stride, MASK_STRIDES)
 
     @property
     def quantized(self):
