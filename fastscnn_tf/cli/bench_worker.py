@@ -8,6 +8,7 @@ the parent asks each in turn for a few timed runs until every one has `runs`, so
 shared CPU slows all variants alike and their ratios stay meaningful.
 """
 
+import dataclasses
 import json
 import os
 import resource
@@ -169,22 +170,26 @@ def summarize_times(times_ms):
     }
 
 
-def measure_group(entries, threads, runs, warmup, chunk=5):
-    """Time `entries` (dicts: variant, kind, path, size) side by side at one thread count."""
+@dataclasses.dataclass
+class Variant:
+    """One model to time: a `.keras` model ("keras", at `size`) or a `.tflite` file ("tflite",
+    at its own static size), optionally on the uint8 image saved as `.npy` at `image`."""
+
+    name: str
+    kind: str
+    path: str
+    precision: str
+    output: str
+    size: tuple | None = None
+    image: str | None = None
+
+
+def measure_group(variants, threads, runs, warmup, chunk=5):
+    """Time `variants` (`Variant`s) side by side at one thread count; one record each."""
     workers = []
     try:
-        for entry in entries:
-            workers.append(
-                Worker(
-                    entry["variant"],
-                    entry["kind"],
-                    entry["path"],
-                    threads,
-                    warmup,
-                    entry.get("size"),
-                    entry.get("image"),
-                )
-            )
+        for v in variants:
+            workers.append(Worker(v.name, v.kind, v.path, threads, warmup, v.size, v.image))
         done = 0
         while done < runs:
             step = min(chunk, runs - done)
@@ -192,18 +197,22 @@ def measure_group(entries, threads, runs, warmup, chunk=5):
                 worker_.time(step)
             done += step
         records = []
-        for entry, worker_ in zip(entries, workers, strict=True):
+        for v, worker_ in zip(variants, workers, strict=True):
             peak = worker_.stop()
             records.append(
                 {
-                    **{k: entry[k] for k in ("variant", "kind", "path", "precision", "output")},
+                    "variant": v.name,
+                    "kind": v.kind,
+                    "path": v.path,
+                    "precision": v.precision,
+                    "output": v.output,
                     "size": list(worker_.size),
                     "threads": threads,
                     "runs": len(worker_.times_ms),
                     **summarize_times(worker_.times_ms),
                     "peak_rss_mb": round(peak, 1),
                     "model_rss_mb": round(peak - worker_.base_rss_mb, 1),
-                    "file_mb": round(os.path.getsize(entry["path"]) / 1e6, 3),
+                    "file_mb": round(os.path.getsize(v.path) / 1e6, 3),
                 }
             )
         return records

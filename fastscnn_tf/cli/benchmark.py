@@ -30,7 +30,7 @@ import numpy as np
 
 from fastscnn_tf import presets, tflog, viz
 from fastscnn_tf.cli.bench_report import machine_info, markdown, ratios, size_text
-from fastscnn_tf.cli.bench_worker import measure_group
+from fastscnn_tf.cli.bench_worker import Variant, measure_group
 from fastscnn_tf.cli.config import field, parse_size, to_json
 from fastscnn_tf.files import write_text_atomic
 from fastscnn_tf.geometry import check_size
@@ -140,7 +140,7 @@ def _stem(path):
 
 
 def plan(config, model_dir):
-    """Export what `config` asks for; returns {size: [entries]} in measuring order."""
+    """Export what `config` asks for; returns {size: [Variant]} in measuring order."""
     from fastscnn_tf import export
     from fastscnn_tf.modelfile import load_keras_model
 
@@ -163,14 +163,9 @@ def plan(config, model_dir):
         for size in sizes:
             if config.keras:
                 groups.setdefault(size, []).append(
-                    {
-                        "variant": f"{name} keras float32".strip(),
-                        "kind": "keras",
-                        "path": path,
-                        "size": list(size),
-                        "precision": "float32",
-                        "output": "logits",
-                    }
+                    Variant(
+                        f"{name} keras float32".strip(), "keras", path, "float32", "logits", size
+                    )
                 )
             for precision in precisions:
                 out = os.path.join(
@@ -193,26 +188,12 @@ def plan(config, model_dir):
                     and (config.mask_stride > 1)
                 ):
                     output += f" (argmax 1/{config.mask_stride})"
-                groups.setdefault(size, []).append(
-                    {
-                        "variant": f"{name} tflite {precision} {output}".strip(),
-                        "kind": "tflite",
-                        "path": out,
-                        "precision": precision,
-                        "output": output,
-                    }
-                )
+                name_ = f"{name} tflite {precision} {output}".strip()
+                groups.setdefault(size, []).append(Variant(name_, "tflite", out, precision, output))
     for path in config.models:
         if path.lower().endswith(".tflite"):
-            groups.setdefault(tflite_size(path), []).append(
-                {
-                    "variant": _stem(path),
-                    "kind": "tflite",
-                    "path": path,
-                    "precision": tflite_precision(path),
-                    "output": "",
-                }
-            )
+            variant = Variant(_stem(path), "tflite", path, tflite_precision(path), "")
+            groups.setdefault(tflite_size(path), []).append(variant)
     return dict(sorted(groups.items(), key=lambda item: item[0][0] * item[0][1]))
 
 
@@ -241,20 +222,19 @@ def _measure_and_report(config):
         model_dir = os.path.join(config.output_dir, "models") if config.keep_models else scratch
         groups = plan(config, model_dir)
         if config.images:
-            for size, entries in groups.items():
+            for size, variants in groups.items():
                 image = os.path.join(scratch, f"input_{size_text(size)}.npy")
                 np.save(image, input_image(config.images, size))
-                for entry in entries:
-                    entry["image"] = image
+                groups[size] = [dataclasses.replace(v, image=image) for v in variants]
         records = []
-        for size, entries in groups.items():
+        for size, variants in groups.items():
             for threads in config.threads:
                 print(
-                    f"measuring {len(entries)} variant(s) at {size_text(size)}, "
+                    f"measuring {len(variants)} variant(s) at {size_text(size)}, "
                     f"{threads} thread(s)",
                     flush=True,
                 )
-                records += measure_group(entries, threads, config.runs, config.warmup)
+                records += measure_group(variants, threads, config.runs, config.warmup)
     info = machine_info()
     ratio_rows = ratios(records)
     result = {
