@@ -233,7 +233,7 @@ def _invoke(model_bytes, image, runtime):
 
 
 @pytest.mark.parametrize("size", [(64, 96), (72, 100)], ids=["aligned", "padded"])
-@pytest.mark.parametrize("precision", ["float32", "int8"])
+@pytest.mark.parametrize("precision", ["float32", pytest.param("int8", marks=pytest.mark.slow)])
 def test_export_equals_the_full_size_argmax_export(model, tmp_path, precision, size):
     calibration = _images(6, size, seed=1)
     path = export.export_tflite(
@@ -284,6 +284,7 @@ def test_int8_head_keeps_the_scores_scale(model, tmp_path):
             assert tensors[i]["quantization"] == scale, op["op_name"]
 
 
+@pytest.mark.slow
 def test_align_corners_model_keeps_the_full_size_argmax(tmp_path):
     """The reference's corner-aligned upsampling has no 8x8 cells; its export resizes to full
     size and takes ARG_MAX, as before."""

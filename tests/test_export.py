@@ -350,6 +350,7 @@ def test_int8_agrees_with_float_on_a_trained_model(tmp_path):
     assert agreement >= 0.95, f"int8 agrees with float on {agreement:.1%} of pixels"
 
 
+@pytest.mark.slow
 def test_unaligned_size_exports_the_padded_network(tmp_path):
     """At a size that is not a multiple of 32 the export runs the network padded to one and
     crops back, as the Keras model does: logits, the 1/8 mask head and 1/8 logits read by the
@@ -387,6 +388,7 @@ def test_unaligned_size_exports_the_padded_network(tmp_path):
     assert (got == expected).mean() > 0.999
 
 
+@pytest.mark.slow
 def test_a_second_export_into_the_folder_keeps_the_first_ones_labels(tmp_path, capsys):
     """Each export writes `NAME.labels.txt`: the first model keeps its labels byte for byte,
     and a shared labels.txt that disagrees with a model's embedded names is refused."""

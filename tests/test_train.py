@@ -360,6 +360,7 @@ def test_recipe_switches_parse_and_reach_the_pipeline():
     assert not np.array_equal(plain, first_batch(colour=True))
 
 
+@pytest.mark.slow
 def test_train_on_several_splits_holding_a_sequence_out(tmp_path, capsys):
     """`--split train[-BB]+val` trains on sequence AA and val, `--val-split train[BB]` validates
     on the held-out sequence BB; the log class weights are ENet's formula over those masks."""
@@ -400,6 +401,7 @@ def test_crops_below_what_the_network_needs_are_refused(tmp_path, capsys):
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.slow
 def test_a_damaged_backup_falls_back_to_the_one_before(tmp_path, capsys):
     config = train_setup.resolve(_config(), train_setup.load_data(_config())[0])
 

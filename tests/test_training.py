@@ -13,6 +13,7 @@ from fastscnn_tf import FastSCNN, cli, data, export, losses, training
 from fastscnn_tf.runtime import load_runtime
 
 
+@pytest.mark.slow
 def test_preset_with_new_classes_compile_fit_and_int8_export(tmp_path):
     keras.utils.set_random_seed(0)
     model = FastSCNN.from_preset("camvid", num_classes=6, aux=True)

@@ -83,6 +83,7 @@ def test_bad_source_is_one_line_exit_2(tmp_path, capsys):
         transfer.check_source(str(tmp_path / "notes.txt"))
 
 
+@pytest.mark.slow
 def test_training_starts_from_the_source_and_reports_it(tmp_path, capsys):
     """End to end: a fine-tuning run on generated data with another class count (8 here, 11
     in the source) starts from the source's weights."""
