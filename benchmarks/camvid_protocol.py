@@ -4,12 +4,15 @@ Protocol (both sides): CamVid train (367 images), random scale 0.5-2.0, random 3
 (mask padded with void), horizontal flip, batch 8, SGD momentum 0.9, lr 0.045 poly 0.9 over
 all steps, weight decay 4e-5, one aux head at weight 0.4, cross-entropy ignoring void (11),
 30 epochs of 45 steps (1,350 steps). Both are evaluated on the 101 val images at 360x480
-(padded to 384x480 and cropped back) with the same numpy confusion matrix.
+(padded to 384x480 and cropped back) with the same numpy confusion matrix. Val is all from
+sequence 0016E5, which gives 204 train frames too; `--holdout 0006R0` trains both sides without
+that train sequence and evaluates them on it, a street neither has seen.
 
     python benchmarks/camvid_protocol.py                      # both sides, seeds 0 and 1
     python benchmarks/camvid_protocol.py --side project --seeds 0
     python benchmarks/camvid_protocol.py --side project --tag best -- --aux2 --ohem
     python benchmarks/camvid_protocol.py --ablate --seeds 0 1   # padded vs unpadded, BN variance
+    python benchmarks/camvid_protocol.py --holdout 0006R0         # both sides, 0006R0 held out
 
 Project side: `fastscnn train` with the protocol's flags (plus any after `--`), in a run folder
 under `--out` that resumes if killed and is only evaluated if already finished. Reference side:
@@ -60,44 +63,64 @@ def pairs(root, split):
     return [(p, root / f"{split}annot" / f"{p.stem}.png") for p in images]
 
 
+def protocol_pairs(root, holdout=None):
+    """(training pairs, evaluation pairs): train and val, or with `holdout` (a sequence's
+    file-name prefix, e.g. 0006R0) train without that sequence and that sequence, as the
+    project's `--split 'train[-0006R0]' --val-split 'train[0006R0]'` select them."""
+    train = pairs(root, "train")
+    if not holdout:
+        return train, pairs(root, "val")
+    held = [pair for pair in train if pair[0].name.startswith(holdout)]
+    if not held:
+        raise ValueError(f"--holdout {holdout}: no train image of {root} starts with it.")
+    return [pair for pair in train if pair not in held], held
+
+
+def splits(holdout=None):
+    """The project's training and evaluation split expressions of `protocol_pairs`."""
+    return (f"train[-{holdout}]", f"train[{holdout}]") if holdout else ("train", "val")
+
+
 # --- project side ----------------------------------------------------------------------------
 
 
-def project_command(out, seed, extra):
+def project_command(out, seed, extra, holdout=None):
+    train, val = splits(holdout)
     return [
         sys.executable, "-m", "fastscnn_tf.cli", "train",
-        "--dataset", f"folder:{CAMVID}", "--out", str(out),
+        "--dataset", f"folder:{CAMVID}", "--split", train, "--val-split", val, "--out", str(out),
         "--epochs", str(EPOCHS), "--steps-per-epoch", str(STEPS), "--batch-size", str(BATCH),
         "--crop", f"{CROP}x{CROP}", "--no-aux2", "--no-colour-jitter", "--val-batch-size", "4",
         "--seed", str(seed), "--verbose", "2", *extra,
     ]  # fmt: skip
 
 
-def run_project(out, seed, extra):
+def run_project(out, seed, extra, holdout=None):
     model = out / "model.keras"
     if not model.exists():
-        subprocess.run(project_command(out, seed, extra), check=True)
+        subprocess.run(project_command(out, seed, extra, holdout), check=True)
     summary = json.loads((out / "summary.json").read_text())
     # `fastscnn evaluate`'s own code: TensorFlow decodes the JPEGs as in training.
     from fastscnn_tf import data, evaluation
     from fastscnn_tf.runtime import load_runtime
 
-    source = data.load_source(f"folder:{CAMVID}", "val")
+    source = data.load_source(f"folder:{CAMVID}", splits(holdout)[1])
     matrix, _ = evaluation.evaluate(load_runtime(str(model)), source)
     return matrix, summary["seconds_this_session"]
 
 
-def ablations(model_path):
-    """val mIoU of a finished project model as trained (padded to a multiple of 32), run at
-    360x480 unpadded (`align=0`), and with the pyramid-pooling BN variances made unbiased
-    (x n/(n-1), n = batch x bins^2 values per batch, as PyTorch stores them)."""
+def ablations(model_path, holdout=None):
+    """mIoU (val, or the held-out sequence) of a finished project model as trained (padded
+    to a multiple of 32), run at 360x480 unpadded (`align=0`), and with the pyramid-pooling
+    BN variances made unbiased (x n/(n-1), n = batch x bins^2 values per batch, as PyTorch
+    stores them)."""
     import keras
 
     from fastscnn_tf import data, evaluation, metrics
     from fastscnn_tf.model import PPM_BINS, FastSCNN
     from fastscnn_tf.runtime import KerasRuntime
 
-    source = data.load_source(f"folder:{CAMVID}", "val")
+    source = data.load_source(f"folder:{CAMVID}", splits(holdout)[1])
     trained = keras.models.load_model(model_path, compile=False)
     unpadded = FastSCNN(NUM_CLASSES, align=0)
     unpadded.set_weights(trained.get_weights())
@@ -144,7 +167,7 @@ def to_tensor(images):
     return torch.from_numpy(x.astype(np.float32)).permute(0, 3, 1, 2).contiguous()
 
 
-def train_reference(seed, threads, epochs=EPOCHS):
+def train_reference(seed, threads, epochs=EPOCHS, holdout=None):
     """The reference's model trained by its own loop; returns it and the training seconds.
     Prints a line at the end of each epoch (benchmarks/train_end_to_end.py times them)."""
     import torch
@@ -160,7 +183,8 @@ def train_reference(seed, threads, epochs=EPOCHS):
     optimizer = torch.optim.SGD(
         model.parameters(), lr=LR, momentum=MOMENTUM, weight_decay=WEIGHT_DECAY
     )
-    train = [(Image.open(i).convert("RGB"), Image.open(m)) for i, m in pairs(CAMVID, "train")]
+    train_pairs = protocol_pairs(CAMVID, holdout)[0]
+    train = [(Image.open(i).convert("RGB"), Image.open(m)) for i, m in train_pairs]
     for image, mask in train:
         image.load(), mask.load()
     model.train()
@@ -190,14 +214,14 @@ def train_reference(seed, threads, epochs=EPOCHS):
     return model, time.perf_counter() - start
 
 
-def run_reference(seed, threads):
+def run_reference(seed, threads, holdout=None):
     import torch
 
-    model, seconds = train_reference(seed, threads)
+    model, seconds = train_reference(seed, threads, holdout=holdout)
     model.eval()
     matrix = np.zeros((len(CLASSES),) * 2, np.int64)
     with torch.inference_mode():
-        for image_path, mask_path in pairs(CAMVID, "val"):
+        for image_path, mask_path in protocol_pairs(CAMVID, holdout)[1]:
             image = np.asarray(Image.open(image_path).convert("RGB"), np.float32)
             h, w = image.shape[:2]
             # The reference upsamples its 1/32 map by a fixed 4: pad to a multiple of 32, with
@@ -244,6 +268,12 @@ def main():
     parser.add_argument("--tag", default="same", help="name of the project runs (recipe)")
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads")
     parser.add_argument(
+        "--holdout",
+        metavar="SEQ",
+        help="train without the train sequence SEQ (file-name prefix, e.g. 0006R0) and evaluate "
+        "on it instead of val",
+    )
+    parser.add_argument(
         "--train-only",
         type=int,
         metavar="EPOCHS",
@@ -258,30 +288,45 @@ def main():
     if not CAMVID.is_dir():
         print(f"error: {CAMVID} not found (the shared CamVid data)", file=sys.stderr)
         return 2
+    holdout = args.holdout
+    try:
+        protocol_pairs(CAMVID, holdout)  # an unknown sequence fails now, not after training
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if args.train_only:
         for seed in args.seeds:
-            train_reference(seed, args.threads, args.train_only)
+            train_reference(seed, args.threads, args.train_only, holdout)
         return 0
     out = pathlib.Path(args.out)
+
+    def folder(seed):
+        return out / (f"{args.tag}_{holdout}_s{seed}" if holdout else f"{args.tag}_s{seed}")
+
     if args.ablate:
         for seed in args.seeds:
-            model = out / f"{args.tag}_s{seed}" / "model.keras"
-            scores = ablations(model)
+            model = folder(seed) / "model.keras"
+            scores = ablations(model, holdout)
             print(f"{model}: " + ", ".join(f"{k} {v * 100:.2f}" for k, v in scores.items()))
         return 0
     out.mkdir(parents=True, exist_ok=True)
     record = out / "protocol.json"
     results = {}
+    on = f" on {holdout}" if holdout else ""  # results of another split never mix
     for seed in args.seeds:
         runs = []
         if args.side in ("both", "reference"):
-            runs.append((f"reference seed {seed}", lambda s=seed: run_reference(s, args.threads)))
-        if args.side in ("both", "project"):
-            folder = out / f"{args.tag}_s{seed}"
             runs.append(
                 (
-                    f"project {args.tag} seed {seed}",
-                    lambda f=folder, s=seed: run_project(f, s, extra),
+                    f"reference{on} seed {seed}",
+                    lambda s=seed: run_reference(s, args.threads, holdout),
+                )
+            )
+        if args.side in ("both", "project"):
+            runs.append(
+                (
+                    f"project {args.tag}{on} seed {seed}",
+                    lambda s=seed: run_project(folder(s), s, extra, holdout),
                 )
             )
         for name, job in runs:

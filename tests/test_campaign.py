@@ -79,3 +79,30 @@ def test_two_cycles_ship_a_preset_and_continue_from_it(tmp_path, monkeypatch):
                          ("holdout", "campaign/holdout-0006R0.keras")):  # fmt: skip
         config = json.loads((tmp_path / "c2" / chain / "config.json").read_text())
         assert config["init_from"] == str(preset / start) and config["seed"] == 1
+
+
+def test_protocol_holds_out_the_sequence_the_project_holds_out(tmp_path):
+    """`camvid_protocol.py --holdout SEQ` trains the reference on the files that the project's
+    `--split 'train[-SEQ]'` reads and evaluates both on those of `train[SEQ]`."""
+    from fastscnn_tf.data import folder
+
+    protocol = load_script("benchmarks/camvid_protocol.py")
+    for split, stems in STEMS.items():
+        (tmp_path / split).mkdir()
+        (tmp_path / f"{split}annot").mkdir()
+        for stem in stems:
+            Image.new("RGB", (4, 4)).save(tmp_path / split / f"{stem}.jpg")
+            Image.new("L", (4, 4)).save(tmp_path / f"{split}annot" / f"{stem}.png")
+
+    def files(split):
+        return sorted(str(image) for image, _ in folder.split_pairs(str(tmp_path), split)[0])
+
+    for holdout in (None, "0006R0", "0001TP"):
+        train, evaluated = protocol.protocol_pairs(tmp_path, holdout)
+        train_split, eval_split = protocol.splits(holdout)
+        assert sorted(str(image) for image, _ in train) == files(train_split)
+        assert sorted(str(image) for image, _ in evaluated) == files(eval_split)
+        assert all(mask.parent.name.endswith("annot") for _, mask in train + evaluated)
+    assert len(protocol.protocol_pairs(tmp_path, "0006R0")[1]) == 2
+    with pytest.raises(ValueError, match="--holdout 0007XX"):
+        protocol.protocol_pairs(tmp_path, "0007XX")
