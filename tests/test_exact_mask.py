@@ -87,8 +87,8 @@ def _convert(fn, num_classes, calibration, quantized):
     return converter.convert()
 
 
-def _run(model_bytes, scores, runtime):
-    interpreter = Interpreter(
+def _run(model_bytes, scores, runtime, interpreter=None):
+    interpreter = interpreter or Interpreter(
         model_content=model_bytes, num_threads=2, experimental_op_resolver_type=RUNTIMES[runtime]
     )
     interpreter.allocate_tensors()
@@ -172,6 +172,38 @@ def test_mask_is_the_argmax_of_the_resized_scores(num_classes, quantized):
                 assert mask.dtype == np.uint8 and mask.shape == SIZE
                 mismatched = int(np.sum(mask != expected))
                 assert mismatched == 0, f"{runtime}, {kind}: {mismatched} pixels differ"
+
+
+@pytest.mark.parametrize("quantized", [False, True], ids=["float32", "int8"])
+def test_boundaries_everywhere_take_the_plain_full_size_head(quantized, monkeypatch):
+    """Noise scores (an untrained network's) resolve no cell: the head resizes every class to
+    full size and takes ARG_MAX, bounding its cost by the plain head's; scene scores never
+    resize at full size. Exact either way, also when every input takes one path."""
+    from fastscnn_tf.export import exact_mask as module
+
+    rng = np.random.default_rng(3)
+    noise, scene = _noise(rng, 19), _scene(rng, 19)
+    resized = _convert(_resize, 19, [noise, scene], quantized)
+    for fraction, plain in ((module.FULL_RESIZE_FRACTION, (True, False)), (0.0, (True, True))):
+        monkeypatch.setattr(module, "FULL_RESIZE_FRACTION", fraction)
+        head = _convert(lambda x: exact_mask(x, SIZE, quantized), 19, [noise, scene], quantized)
+        for runtime in RUNTIMES:
+            for x, full in zip((noise, scene), plain, strict=True):
+                interpreter = Interpreter(
+                    model_content=head,
+                    num_threads=2,
+                    experimental_op_resolver_type=RUNTIMES[runtime],
+                    experimental_preserve_all_tensors=True,
+                )
+                mask = _run(head, x, runtime, interpreter)
+                np.testing.assert_array_equal(mask, np.argmax(_run(resized, x, runtime), -1))
+                resizes = [
+                    interpreter.get_tensor(op["outputs"][0]).shape
+                    for op in interpreter._get_ops_details()
+                    if op["op_name"] == "RESIZE_BILINEAR"
+                ]
+                full_size = [shape for shape in resizes if shape[1:3] == SIZE]
+                assert full_size == [(int(full), *SIZE, 19)], (runtime, resizes)
 
 
 def test_int8_mask_is_exact_at_the_tiny_scales_of_a_fresh_network():

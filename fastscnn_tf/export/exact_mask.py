@@ -33,9 +33,11 @@ Why the result is exact, ties included:
 Builtin ops only. The number of boundary cells makes some shapes data-dependent (WHERE, GATHER);
 LiteRT runs them single-threaded and XNNPACK still takes the resizes and int8 transposes, so the
 head moves data in large pieces where it can (whole rows, 8 pixels as one int64). The cost
-follows the scene: about a quarter of the full-size resize and ARG_MAX on CamVid, more than them
-on per-pixel noise scores (every cell a boundary with many classes), which no trained network
-produces.
+follows the scene: about a quarter of the full-size resize and ARG_MAX on CamVid. Scores with
+boundaries nearly everywhere (an untrained network's noise) would cost more than that plain head,
+so past `FULL_RESIZE_FRACTION` of the map's (cell, class) channels the head resolves no cell and
+returns the plain head's mask instead: the same RESIZE_BILINEAR at full size (one of batch 0 or
+1, so no control-flow op) and ARG_MAX. That bounds its cost by the plain head's.
 """
 
 import numpy as np
@@ -47,6 +49,10 @@ FACTOR = 8  # the scores are 1/8 of the input
 CANDIDATE_TIERS = (2, 4, 8)
 # Fraction of the largest |score| by which a float score must lose to count as dominated.
 FLOAT_MARGIN = 2.0**-16
+# The boundary cells are resolved from a 2x2 -> 16x16 resize of each (cell, candidate class)
+# channel, 4x the pixels of the cell, so past this fraction of the (cell x class) channels of
+# the whole map the plain full-size resize and ARG_MAX is cheaper, and the head takes it.
+FULL_RESIZE_FRACTION = 0.25
 
 
 def supports(scores_shape, size):
@@ -224,10 +230,15 @@ def exact_mask(scores, size, quantized):
     tiers = [t for t in CANDIDATE_TIERS if t < num_classes] + [num_classes]
     bounds = tf.constant(tiers[:-1], tf.int32)
     tier_of = tf.reduce_sum(tf.cast(tf.expand_dims(count, 1) > bounds, tf.int32), axis=-1)
+    # Scores with class boundaries nearly everywhere (an untrained network's) resolve no cell:
+    # the full-size resize and ARG_MAX below cost less then (`FULL_RESIZE_FRACTION`).
+    channels = tf.reduce_sum(tf.gather(tf.constant(tiers, tf.int32), tier_of))
+    full = channels > int(FULL_RESIZE_FRACTION * h * w * num_classes)
     groups, members = [], []
     spare = tf.shape(cells)[:1] - 1
     for i, tier in enumerate(tiers):
-        members.append(tf.cast(tf.reshape(tf.where(tf.equal(tier_of, i)), [-1]), tf.int32))
+        member = tf.logical_and(tf.equal(tier_of, i), tf.logical_not(full))
+        members.append(tf.cast(tf.reshape(tf.where(member), [-1]), tf.int32))
         pick = tf.concat([members[-1], spare], 0)
         if tier < num_classes:
             classes = tf.math.top_k(tf.gather(key, pick), tier).indices  # (m, K)
@@ -240,4 +251,18 @@ def exact_mask(scores, size, quantized):
     row = num_classes + tf.range(tf.shape(order)[0]) + tf.gather(tier_of, order)
     row = tf.scatter_nd(tf.gather(cells, order), row, [h + 2, w + 1])
     cell_row = tf.where(boundary, 0, cell_class) + tf.slice(row, [0, 0], [h + 1, w + 1])
-    return _assemble(tf.concat(table, 0), cell_row, size)
+    assembled = _assemble(tf.concat(table, 0), cell_row, size)
+    # The plain head's mask comes first when `full`; otherwise it is empty and costs nothing.
+    both = tf.concat([_full_resize_mask(scores, tf.cast(full, tf.int32), size), assembled], 0)
+    return tf.slice(both, [0, 0, 0], [1, *size])
+
+
+def _full_resize_mask(scores, count, size):
+    """(count, H, W) uint8: `count` (0 or 1) copies of the `ARG_MAX` of `scores` resized to
+    `size`. The count is the batch of a resize of constant size, the same op as the plain
+    head's, which LiteRT runs with the same kernel (a computed size would take another)."""
+    batch = tf.gather(scores, tf.zeros([count], tf.int32))
+    up = tf.raw_ops.ResizeBilinear(
+        images=batch, size=size, align_corners=False, half_pixel_centers=True
+    )
+    return tf.cast(tf.argmax(up, axis=-1, output_type=tf.int32), tf.uint8)
