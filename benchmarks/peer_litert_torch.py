@@ -50,9 +50,14 @@ def photos(folder, size, count):
     return out
 
 
-def normalize(photo):
-    """The peer's preprocessing: uint8 (H, W, 3) -> ImageNet-normalised float32 (1, H, W, 3)."""
-    return ((photo.astype(np.float32) / 255.0 - MEAN) / STD)[None]
+def normalize(photo, size=None):
+    """The peer's preprocessing: uint8 (H, W, 3) -> ImageNet-normalised float32 (1, H, W, 3),
+    padded at the bottom and right to `size`. The reference's fusion upsamples its 1/32 map by
+    a fixed 4, so it runs only at multiples of 32 (360x480 becomes 384x480)."""
+    x = (photo.astype(np.float32) / 255.0 - MEAN) / STD
+    if size is not None:
+        x = np.pad(x, ((0, size[0] - x.shape[0]), (0, size[1] - x.shape[1]), (0, 0)))
+    return x[None]
 
 
 def peer_models(size, calibration, folder):
@@ -63,10 +68,12 @@ def peer_models(size, calibration, folder):
     from ai_edge_quantizer import quantizer, recipe
 
     from fastscnn_tf import torch_reference
+    from fastscnn_tf.geometry import aligned_size
 
     model = torch_reference.randomize(torch_reference.FastSCNN(NUM_CLASSES, aux=False))
     nhwc = litert_torch.to_channel_last_io(model, args=[0], outputs=[0]).eval()
-    sample = torch.from_numpy(normalize(calibration[0]))
+    padded = aligned_size(size)
+    sample = torch.from_numpy(normalize(calibration[0], padded))
     float_path = os.path.join(folder, f"peer_float32_{size[0]}x{size[1]}.tflite")
     edge = litert_torch.convert(nhwc, (sample,))
     edge.export(float_path)
@@ -79,7 +86,7 @@ def peer_models(size, calibration, folder):
     qt = quantizer.Quantizer(float_path)
     qt.load_quantization_recipe(recipe.static_wi8_ai8())
     key = _input_name(float_path)
-    samples = [{key: normalize(p)} for p in calibration]
+    samples = [{key: normalize(p, padded)} for p in calibration]
     calibrated = qt.calibrate({"serving_default": samples}, num_threads=2)
     qt.quantize(calibrated).export_model(int8_path, overwrite=True)
     return float_path, int8_path, error
@@ -113,7 +120,10 @@ class Variant:
     def __init__(self, name, path, threads, peer):
         from ai_edge_litert.interpreter import Interpreter
 
+        from fastscnn_tf.geometry import aligned_size
+
         self.name, self.peer = name, peer
+        self.aligned_size = aligned_size
         self.interpreter = Interpreter(model_path=path, num_threads=threads)
         self.interpreter.allocate_tensors()
         detail = self.interpreter.get_input_details()[0]
@@ -124,7 +134,8 @@ class Variant:
 
     def __call__(self, photo):
         start = time.perf_counter()
-        x = normalize(photo) if self.peer else photo[None]
+        h, w = photo.shape[:2]
+        x = normalize(photo, self.aligned_size((h, w))) if self.peer else photo[None]
         if self.peer and self.dtype != np.float32:  # the quantizer's int8 input: quantize it
             info = np.iinfo(self.dtype)
             x = np.round(x / self.scale + self.zero_point)
@@ -135,7 +146,7 @@ class Variant:
         self.model_ms.append((time.perf_counter() - called) * 1e3)
         out = self.interpreter.get_tensor(self.output)[0]
         # One scale for the whole int8 output: its argmax is the logits' argmax.
-        mask = np.argmax(out, axis=-1).astype(np.uint8) if self.peer else out
+        mask = np.argmax(out[:h, :w], axis=-1).astype(np.uint8) if self.peer else out
         self.total_ms.append((time.perf_counter() - start) * 1e3)
         return mask
 
