@@ -60,9 +60,9 @@ def normalize(photo, size=None):
     return x[None]
 
 
-def peer_models(size, calibration, folder):
-    """(float32 path, int8 path, max |litert - torch| of the float32 logits) of the reference
-    converted by litert-torch and quantized by ai-edge-quantizer."""
+def peer_models(size, calibration, float_path, int8_path):
+    """Write the reference converted by litert-torch to `float_path` and quantized by
+    ai-edge-quantizer to `int8_path`; returns max |litert - torch| of the float32 logits."""
     import litert_torch
     import torch
     from ai_edge_quantizer import quantizer, recipe
@@ -74,7 +74,6 @@ def peer_models(size, calibration, folder):
     nhwc = litert_torch.to_channel_last_io(model, args=[0], outputs=[0]).eval()
     padded = aligned_size(size)
     sample = torch.from_numpy(normalize(calibration[0], padded))
-    float_path = os.path.join(folder, f"peer_float32_{size[0]}x{size[1]}.tflite")
     edge = litert_torch.convert(nhwc, (sample,))
     edge.export(float_path)
     with torch.inference_mode():
@@ -82,14 +81,13 @@ def peer_models(size, calibration, folder):
         expected = (expected[0] if isinstance(expected, (tuple, list)) else expected).numpy()
     error = float(np.abs(np.asarray(edge(sample.numpy())) - expected).max())
 
-    int8_path = os.path.join(folder, f"peer_int8_{size[0]}x{size[1]}.tflite")
     qt = quantizer.Quantizer(float_path)
     qt.load_quantization_recipe(recipe.static_wi8_ai8())
     key = _input_name(float_path)
     samples = [{key: normalize(p, padded)} for p in calibration]
     calibrated = qt.calibrate({"serving_default": samples}, num_threads=2)
     qt.quantize(calibrated).export_model(int8_path, overwrite=True)
-    return float_path, int8_path, error
+    return error
 
 
 def _input_name(path):
@@ -99,19 +97,15 @@ def _input_name(path):
     return next(iter(runner.get_input_details()))
 
 
-def project_models(size, folder, calibration_spec):
-    """(float32 path, int8 path): the CamVid preset exported at `size` with the mask output."""
+def project_models(size, calibration_spec, float_path, int8_path):
+    """Write the CamVid preset exported at `size` with the mask output, float32 and int8."""
     from fastscnn_tf import export, presets
 
     model = presets.resolve_model("camvid")
-    paths = []
-    for precision in ("float32", "int8"):
-        path = os.path.join(folder, f"project_{precision}_{size[0]}x{size[1]}.tflite")
+    for precision, path in (("float32", float_path), ("int8", int8_path)):
         representative = calibration_spec if precision == "int8" else None
         export.export_tflite(model, path, size=size, precision=precision,
                              representative=representative, metadata=False)  # fmt: skip
-        paths.append(path)
-    return paths
 
 
 class Variant:
@@ -184,8 +178,8 @@ def main(argv=None):
             print(f"timing the models already in {folder} (the checks ran when they were made)")
             error = None
         else:
-            error = peer_models(size, calibration, folder)[2]
-            project_models(size, folder, args.calibration)
+            error = peer_models(size, calibration, *paths[:2])
+            project_models(size, args.calibration, *paths[2:])
         peer_float, peer_int8, project_float, project_int8 = paths
         variants = [
             Variant("peer float32 (litert-torch)", peer_float, args.threads, peer=True),
