@@ -179,3 +179,34 @@ def test_unaligned_input_runs_as_its_padded_aligned_version():
     # Aligned sizes run as they are: no pad, no crop.
     names = {layer.name for layer in FastSCNN(5, input_shape=(96, 128, 3)).layers}
     assert "align_pad" not in names and "logits_up" not in names
+
+
+def test_init_like_pytorch_draws_as_the_reference_does():
+    """Every conv weight against PyTorch's own default draw of the same reference weight:
+    the same uniform range (largest |w| within a few %, as both sides draw hundreds of values)
+    and the same spread; Keras' glorot draws depthwise kernels far smaller."""
+    torch = pytest.importorskip("torch")
+    from fastscnn_tf import torch_reference
+    from fastscnn_tf.model import init_like_pytorch
+    from fastscnn_tf.weights import weight_plan
+
+    torch.manual_seed(0)
+    state = torch_reference.FastSCNN(11, aux=True).state_dict()
+    model = FastSCNN(11, aux=True)
+    glorot = model.get_layer("gfe_b3_1_dw").kernel.numpy()
+    init_like_pytorch(model, seed=0)
+    checked = 0
+    for key, variable, _ in weight_plan(model):
+        kind = variable.path.rsplit("/", 1)[-1]
+        ours, theirs = variable.numpy(), state[key].numpy()
+        if kind == "bias":  # a handful of values: inside PyTorch's range for that conv
+            fan_in = state[key.replace(".bias", ".weight")][0].numel()
+            assert np.abs(ours).max() <= fan_in**-0.5, key
+        elif kind == "kernel":
+            assert ours.size == theirs.size, key
+            assert np.abs(ours).max() == pytest.approx(np.abs(theirs).max(), rel=0.05), key
+            assert ours.std() == pytest.approx(theirs.std(), rel=0.2), key
+            checked += 1
+    assert checked > 40
+    dw = model.get_layer("gfe_b3_1_dw").kernel.numpy()
+    assert np.abs(dw).max() > 5 * np.abs(glorot).max()  # 1/3 against glorot's sqrt(6/3465)

@@ -116,6 +116,16 @@ def test_aux_losses_weighted_04():
     assert float(loss) == pytest.approx(expected, rel=1e-4)
 
 
+def test_init_pytorch_draws_fresh_weights_in_the_references_range():
+    def depthwise(init):
+        model = train_setup.build_training_model(_config(init=init), 4, total_steps=10)
+        return np.abs(model.get_layer("gfe_b3_1_dw").kernel.numpy()).max()
+
+    # A 3x3 depthwise kernel: PyTorch's bound is 1/3; glorot's sqrt(6 / (9 * 384 + 9)) is 0.04.
+    assert 0.3 < depthwise("pytorch") <= 1 / 3
+    assert depthwise("keras") < 0.05
+
+
 def test_inference_model_drops_aux_heads_and_keeps_main_output():
     config = _config(aux=True, aux2=True)
     model = train_setup.build_training_model(config, 4, total_steps=10)

@@ -99,6 +99,12 @@ class TrainConfig:
     inter_op_threads: int = field(0, "TensorFlow ops run side by side (0: TensorFlow's choice)")
     intra_op_threads: int = field(0, "threads of each TensorFlow op (0: one per core)")
     seed: int = field(0, "seed of weights, shuffling and augmentation")
+    init: str = field(
+        "keras",
+        "how fresh conv weights are drawn: Keras' defaults, or as PyTorch's nn.Conv2d draws "
+        "them in the reference (depthwise kernels up to 8x larger)",
+        choices=("keras", "pytorch"),
+    )
     init_from: str | None = field(
         None,
         "start from trained weights: a preset (camvid), a .keras model or a PyTorch "

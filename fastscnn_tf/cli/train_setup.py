@@ -13,7 +13,7 @@ from fastscnn_tf import training, transfer
 from fastscnn_tf.cli import compat
 from fastscnn_tf.cli.config import load_config
 from fastscnn_tf.geometry import check_size
-from fastscnn_tf.model import FastSCNN
+from fastscnn_tf.model import FastSCNN, init_like_pytorch
 
 STRATEGIES = ("default", "mirrored", "multi-worker")
 BACKUP_STATE = callbacks_lib.BACKUP_STATE
@@ -206,4 +206,6 @@ def build_training_model(config, num_classes, total_steps, class_weights=None, m
     with the configured recipe (`training.compile`)."""
     if model is None:
         model = FastSCNN(num_classes, aux=config.aux, aux2=config.aux2)
+        if config.init == "pytorch":  # --init-from and a resumed backup load over it
+            init_like_pytorch(model, config.seed)
     return training.compile(model, recipe_of(config, class_weights), total_steps=total_steps)
