@@ -265,14 +265,19 @@ def copy_weights_by_name(model, source):
     return report
 
 
+def aligns_corners(model):
+    """Whether a Fast-SCNN upsamples with `align_corners=True` (as the PyTorch reference)."""
+    return any(isinstance(layer, ResizeLike) and layer.align_corners for layer in model.layers)
+
+
 def inference_model(model, num_classes=None):
     """The deployable network of a (training) Fast-SCNN: no aux heads, any input size,
-    float32; weights copied by layer name."""
+    float32, the same upsampling; weights copied by layer name."""
     num_classes = num_classes or int(model.outputs[0].shape[-1])
     previous = keras.config.dtype_policy()
     keras.config.set_dtype_policy("float32")
     try:
-        result = FastSCNN(num_classes)
+        result = FastSCNN(num_classes, align_corners=aligns_corners(model))
     finally:
         keras.config.set_dtype_policy(previous)
     for layer in result.layers:
@@ -299,7 +304,9 @@ def from_preset(name, num_classes=None, *, aux=False, aux2=False):
     classes = int(trained.outputs[0].shape[-1])
     if num_classes in (None, classes) and not aux and not aux2:
         return trained
-    model = FastSCNN(num_classes or classes, aux=aux, aux2=aux2)
+    model = FastSCNN(
+        num_classes or classes, aux=aux, aux2=aux2, align_corners=aligns_corners(trained)
+    )
     copy_weights_by_name(model, trained)
     return model
 

@@ -126,6 +126,18 @@ def test_init_pytorch_draws_fresh_weights_in_the_references_range():
     assert depthwise("keras") < 0.05
 
 
+def test_align_corners_trains_and_ships_the_references_upsampling():
+    from fastscnn_tf.layers import ResizeLike
+    from fastscnn_tf.model import aligns_corners
+
+    model = train_setup.build_training_model(_config(align_corners=True), 4, total_steps=10)
+    final = training.inference_model(model, 4)
+    for built in (model, final):
+        resizes = [layer for layer in built.layers if isinstance(layer, ResizeLike)]
+        assert resizes and all(layer.align_corners for layer in resizes)
+    assert not aligns_corners(train_setup.build_training_model(_config(), 4, total_steps=10))
+
+
 def test_inference_model_drops_aux_heads_and_keeps_main_output():
     config = _config(aux=True, aux2=True)
     model = train_setup.build_training_model(config, 4, total_steps=10)

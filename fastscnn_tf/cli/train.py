@@ -99,6 +99,11 @@ class TrainConfig:
     inter_op_threads: int = field(0, "TensorFlow ops run side by side (0: TensorFlow's choice)")
     intra_op_threads: int = field(0, "threads of each TensorFlow op (0: one per core)")
     seed: int = field(0, "seed of weights, shuffling and augmentation")
+    align_corners: bool = field(
+        False,
+        "upsample with corner-aligned sampling, as the PyTorch reference (default: half-pixel "
+        "centres, what TFLite's delegates prefer)",
+    )
     init: str = field(
         "keras",
         "how fresh conv weights are drawn: Keras' defaults, or as PyTorch's nn.Conv2d draws "

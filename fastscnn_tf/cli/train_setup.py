@@ -205,7 +205,9 @@ def build_training_model(config, num_classes, total_steps, class_weights=None, m
     """Fast-SCNN with the configured aux heads (or `model`, built to match them), compiled
     with the configured recipe (`training.compile`)."""
     if model is None:
-        model = FastSCNN(num_classes, aux=config.aux, aux2=config.aux2)
+        model = FastSCNN(
+            num_classes, aux=config.aux, aux2=config.aux2, align_corners=config.align_corners
+        )
         if config.init == "pytorch":  # --init-from and a resumed backup load over it
             init_like_pytorch(model, config.seed)
     return training.compile(model, recipe_of(config, class_weights), total_steps=total_steps)
