@@ -38,6 +38,23 @@ def randomize_batchnorm(model, seed=0, shift=0.1, max_variance=1.5):
             )
 
 
+def write_tiny_camvid(root, stems, size=(64, 80), seed=0):
+    """A CamVid-layout folder (`root/{split}/STEM.png`, `root/{split}annot/STEM.png`) of random
+    images and masks with CamVid's 11 classes and void (11); `stems` maps split -> file stems,
+    whose prefixes are the sequence names."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    for split, names in stems.items():
+        (root / split).mkdir(parents=True)
+        (root / f"{split}annot").mkdir()
+        for stem in names:
+            image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+            Image.fromarray(image).save(root / split / f"{stem}.png")
+            mask = rng.integers(0, 12, size, dtype=np.uint8)
+            Image.fromarray(mask).save(root / f"{split}annot" / f"{stem}.png")
+
+
 def read_metadata(path):
     """The embedded metadata as a dict (name, input/output names, normalisation, stats,
     activation, class names), or None if the model has none."""

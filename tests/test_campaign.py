@@ -10,22 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from helpers import ROOT, load_script
+from helpers import ROOT, load_script, write_tiny_camvid
 
 pytestmark = pytest.mark.slow
 STEMS = {"train": ["0001TP_1", "0006R0_1", "0006R0_2", "0016E5_1"], "val": ["0016E5_9"]}
-
-
-def _camvid(root):
-    rng = np.random.default_rng(0)
-    for split, stems in STEMS.items():
-        (root / split).mkdir(parents=True)
-        (root / f"{split}annot").mkdir()
-        for stem in stems:
-            image = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
-            Image.fromarray(image).save(root / split / f"{stem}.png")
-            mask = rng.integers(0, 12, (64, 80), dtype=np.uint8)  # 11: CamVid's void
-            Image.fromarray(mask).save(root / f"{split}annot" / f"{stem}.png")
 
 
 def _miou(model_path, root, stems):
@@ -46,7 +34,7 @@ def _miou(model_path, root, stems):
 def test_two_cycles_ship_a_preset_and_continue_from_it(tmp_path, monkeypatch):
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
     campaign = load_script("benchmarks/camvid_campaign.py")
-    _camvid(tmp_path / "camvid")
+    write_tiny_camvid(tmp_path / "camvid", STEMS)
     preset = tmp_path / "preset"
     common = [
         "--steps", "2", "--steps-per-epoch", "1", "--batch-size", "2", "--crop", "64x64",

@@ -1,11 +1,9 @@
 """`benchmarks/train_profile.py` (issue #26): op names filed by pass, stage and kind as the
 network's layer table says, and a whole traced run on a tiny generated CamVid."""
 
-import numpy as np
 import pytest
-from PIL import Image
 
-from helpers import ROOT, load_script
+from helpers import ROOT, load_script, write_tiny_camvid
 
 
 @pytest.fixture(scope="module")
@@ -78,15 +76,7 @@ def test_busy_time_is_the_union_of_overlapping_ops(profile):
 
 @pytest.mark.slow
 def test_a_traced_run_reports_every_part(profile, tmp_path, capsys, monkeypatch):
-    rng = np.random.default_rng(0)
-    for split, stems in {"train": ["0001TP_1", "0006R0_1"], "val": ["0016E5_9"]}.items():
-        (tmp_path / split).mkdir()
-        (tmp_path / f"{split}annot").mkdir()
-        for stem in stems:
-            image = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
-            Image.fromarray(image).save(tmp_path / split / f"{stem}.png")
-            mask = rng.integers(0, 12, (64, 80), dtype=np.uint8)  # 11: CamVid's void
-            Image.fromarray(mask).save(tmp_path / f"{split}annot" / f"{stem}.png")
+    write_tiny_camvid(tmp_path, {"train": ["0001TP_1", "0006R0_1"], "val": ["0016E5_9"]})
     argv = ["train_profile.py", "--data", str(tmp_path), "--crop", "64x64", "--batch", "2"]
     monkeypatch.setattr("sys.argv", [*argv, "--steps", "2", "--trace", str(tmp_path / "t")])
     assert profile.main() == 0
