@@ -196,6 +196,23 @@ def test_jpeg_images_and_16_bit_masks(tmp_path):
     assert image.shape == (16, 16, 3) and np.abs(image - decoded).mean() < 2
 
 
+def test_jpeg_pixels_are_the_files_own_as_pil_decodes_them(tmp_path):
+    """A textured JPEG (4:2:0, quality 75) reads bit for bit as PIL reads it; TensorFlow's
+    default fast IDCT does not (so the test can tell)."""
+    rng = np.random.default_rng(3)
+    photo = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    photo[::8] = 255  # sharp edges, where the fast IDCT errs most
+    os.makedirs(tmp_path / "images")
+    os.makedirs(tmp_path / "masks")
+    Image.fromarray(photo).save(tmp_path / "images" / "a.jpg", quality=75)
+    Image.fromarray(np.zeros((96, 128), np.uint8)).save(tmp_path / "masks" / "a.png")
+    [(image, _)] = _examples(data.load_source(f"folder:{tmp_path}", num_classes=2))
+    expected = np.asarray(Image.open(tmp_path / "images" / "a.jpg").convert("RGB"))
+    np.testing.assert_array_equal(image, expected)
+    fast = tf.io.decode_jpeg(tf.io.read_file(str(tmp_path / "images" / "a.jpg")), channels=3)
+    assert np.abs(fast.numpy().astype(int) - expected).max() > 0
+
+
 def test_palette_index_masks_keep_their_indices(tmp_path):
     images, masks = _random_pairs(2, 4)
     masks[0, 0, 0] = 255  # VOC-style ignore border

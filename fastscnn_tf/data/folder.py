@@ -11,7 +11,7 @@ from PIL import Image
 
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.data import splits
-from fastscnn_tf.data.source import Source, names_file_labels
+from fastscnn_tf.data.source import Source, decode_photo, names_file_labels
 from fastscnn_tf.labels import LabelSet
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp")
@@ -344,9 +344,7 @@ def _folder_decoder(kind, colour_table, ignore_index):
         )
 
     def decode(record):
-        image = tf.io.decode_image(
-            tf.io.read_file(record["image"]), channels=3, expand_animations=False
-        )
+        image = decode_photo(tf.io.read_file(record["image"]))
         data = tf.io.read_file(record["mask"])
         if colour_table is not None:  # colour masks, and palette masks (TF expands palettes)
             rgb = tf.cast(tf.io.decode_png(data, channels=3), tf.int32)

@@ -9,6 +9,21 @@ from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.labels import LabelSet
 
 
+def decode_photo(data):
+    """An image file's bytes -> uint8 (H, W, 3), JPEGs with the accurate integer IDCT.
+
+    TensorFlow's default JPEG decode uses libjpeg's fast IDCT, off by up to 17 levels (1.1 on
+    average) from the file's true pixels, which PIL, browsers and phones all decode exactly;
+    the model would train and be evaluated on pixels it never sees in use. The accurate IDCT
+    equals PIL's decode bit for bit (tests/test_data.py).
+    """
+    return tf.cond(
+        tf.io.is_jpeg(data),
+        lambda: tf.io.decode_jpeg(data, channels=3, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(data, channels=3, expand_animations=False),
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Source:
     """A split of a data set: examples in a fixed order and their labels.

@@ -9,7 +9,7 @@ import numpy as np
 import tensorflow as tf
 
 from fastscnn_tf import labels as labels_lib
-from fastscnn_tf.data.source import Source, names_file_labels
+from fastscnn_tf.data.source import Source, decode_photo, names_file_labels
 from fastscnn_tf.labels import LabelSet
 
 # Cityscapes labelId -> trainId of the 19 evaluated classes (cityscapesScripts' labels.py);
@@ -192,7 +192,7 @@ def _from_tfds_builder(builder, name, layout, split, num_classes, ignore_index, 
     records = raw.map(lambda ex: {"image": ex[layout.image], "mask": ex[layout.mask]})
 
     def decode(record):
-        image = tf.io.decode_image(record["image"], channels=3, expand_animations=False)
+        image = decode_photo(record["image"])
         mask = tf.io.decode_png(record["mask"], channels=channels, dtype=mask_dtype)
         mask = tf.gather(table, tf.cast(mask[..., layout.channel], tf.int32))
         if strict:
