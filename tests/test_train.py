@@ -249,8 +249,8 @@ RUN = [
 ]
 
 
-def _train_command(out):
-    return [sys.executable, "-m", "fastscnn_tf.cli", "train", "--out", str(out), *RUN]
+def _train_command(out, *more):
+    return [sys.executable, "-m", "fastscnn_tf.cli", "train", "--out", str(out), *RUN, *more]
 
 
 def _env():
@@ -305,10 +305,11 @@ def test_run_killed_mid_epoch_resumes_to_the_same_weights(tmp_path):
 def test_ctrl_c_prints_one_line_and_the_same_command_resumes(tmp_path):
     out = tmp_path / "run"
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user
+    # 8 epochs (the last --epochs wins): on a loaded machine 2 could end before the signal.
+    command = _train_command(out, "--epochs", "8")
     victim = subprocess.Popen(
-        _train_command(out), env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 600
     while _backup_step(out) < 2 and victim.poll() is None and time.time() < deadline:
         time.sleep(0.02)
@@ -321,7 +322,7 @@ def test_ctrl_c_prints_one_line_and_the_same_command_resumes(tmp_path):
     assert "the same command resumes from the backup of step" in lines[0]
     step = _backup_step(out)
     assert step >= 2 and f"step {step} in {out}" in lines[0]
-    resumed = subprocess.run(_train_command(out), env=_env(), capture_output=True, text=True)
+    resumed = subprocess.run(command, env=_env(), capture_output=True, text=True)
     assert resumed.returncode == 0 and f"resuming at step {step}" in resumed.stdout
 
 
