@@ -307,9 +307,12 @@ def test_ctrl_c_prints_one_line_and_the_same_command_resumes(tmp_path):
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}  # as a user
     # 8 epochs (the last --epochs wins): on a loaded machine 2 could end before the signal.
     command = _train_command(out, "--epochs", "8")
+    # A shell's background job inherits SIGINT ignored (and so would the run): give it the
+    # disposition a terminal gives, as a user pressing Ctrl-C has it.
     victim = subprocess.Popen(
-        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
-    )
+        command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )  # fmt: skip
     deadline = time.time() + 600
     while _backup_step(out) < 2 and victim.poll() is None and time.time() < deadline:
         time.sleep(0.02)
