@@ -4,7 +4,7 @@ tf.data, validation, checkpoints and idle time, from TensorFlow's own profiler.
 The protocol's recipe (batch 8, one aux head, SGD with weight decay, poly lr, no colour jitter)
 on CamVid train, through the library's own path: `FastSCNN`, `training.compile`,
 `data.make_pipeline` (JPEG/PNG decode, antialiased scale, crop, flip), `model.fit` with
-`training.callbacks` (checkpoints, backup, CSV log) and one validation batch a epoch, as
+`training.callbacks` (checkpoints, backup, CSV log) and one validation batch an epoch, as
 `fastscnn train --val-steps 1` runs it. The first epoch (tracing) is left out; the second is
 traced with `tf.profiler`, and every op that ran on TensorFlow's compute threads is filed by
 
@@ -137,42 +137,42 @@ def union_ps(intervals):
     return total
 
 
-class Timeline:
-    """Keras callback: step, validation and epoch times; traces the epoch `trace_epoch`."""
+def timeline(trace_epoch, logdir):
+    """A Keras callback that records step, validation and epoch times in its `times`
+    (`{epoch: {"begin", "steps": [(start, end)], "test_begin", "test_end", "end"}}`) and
+    traces the training steps of epoch `trace_epoch` into `logdir`."""
+    import keras  # here, so that `--help` and the tests of the pure functions stay light
+    import tensorflow as tf
 
-    def __init__(self, trace_epoch, logdir):
-        import keras
+    class Timeline(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.times, self.epoch, self.step_start = {}, None, None
 
-        class _Callback(keras.callbacks.Callback):
-            def on_epoch_begin(cb, epoch, logs=None):  # noqa: N805
-                self.epoch = epoch
-                self.times[epoch] = {"begin": time.perf_counter(), "steps": []}
-                if epoch == trace_epoch:
-                    import tensorflow as tf
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+            self.times[epoch] = {"begin": time.perf_counter(), "steps": []}
+            if epoch == trace_epoch:
+                tf.profiler.experimental.start(logdir)
 
-                    tf.profiler.experimental.start(logdir)
+        def on_train_batch_begin(self, batch, logs=None):
+            self.step_start = time.perf_counter()
 
-            def on_train_batch_begin(cb, batch, logs=None):  # noqa: N805
-                self._step = time.perf_counter()
+        def on_train_batch_end(self, batch, logs=None):
+            self.times[self.epoch]["steps"].append((self.step_start, time.perf_counter()))
 
-            def on_train_batch_end(cb, batch, logs=None):  # noqa: N805
-                self.times[self.epoch]["steps"].append((self._step, time.perf_counter()))
+        def on_test_begin(self, logs=None):
+            if self.epoch == trace_epoch:
+                tf.profiler.experimental.stop()  # the training steps only
+            self.times[self.epoch]["test_begin"] = time.perf_counter()
 
-            def on_test_begin(cb, logs=None):  # noqa: N805
-                if self.epoch == trace_epoch:
-                    import tensorflow as tf
+        def on_test_end(self, logs=None):
+            self.times[self.epoch]["test_end"] = time.perf_counter()
 
-                    tf.profiler.experimental.stop()  # the steps only
-                self.times[self.epoch]["test_begin"] = time.perf_counter()
+        def on_epoch_end(self, epoch, logs=None):
+            self.times[epoch]["end"] = time.perf_counter()
 
-            def on_test_end(cb, logs=None):  # noqa: N805
-                self.times[self.epoch]["test_end"] = time.perf_counter()
-
-            def on_epoch_end(cb, epoch, logs=None):  # noqa: N805
-                self.times[epoch]["end"] = time.perf_counter()
-
-        self.times = {}
-        self.callback = _Callback()
+    return Timeline()
 
 
 def train(args, logdir, out):
@@ -191,17 +191,17 @@ def train(args, logdir, out):
         source, batch_size=args.batch, crop=args.crop, augment=True, shuffle=True, repeat=True,
         colour=False,
     )  # fmt: skip
-    timeline = Timeline(trace_epoch=1, logdir=logdir)
+    recorder = timeline(trace_epoch=1, logdir=logdir)
     model.fit(
         batches.map(training.targets(model)),
         epochs=3,
         steps_per_epoch=steps,
         validation_data=training.validation_data(val, model, batch_size=4, steps=1),
         callbacks=[*training.callbacks(out, num_classes=source.labels.num_classes),
-                   timeline.callback],
+                   recorder],
         verbose=0,
     )  # fmt: skip
-    return timeline.times
+    return recorder.times
 
 
 def report(times, logdir, batch):

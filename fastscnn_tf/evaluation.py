@@ -28,8 +28,9 @@ def batches(dataset, batch_size, max_examples=None):
         yield np.stack(images), np.stack(masks)
 
 
-def evaluate(runtime, source, batch_size=4, max_examples=None):
-    """Confusion matrix of `runtime.segment` over a source's examples, and the image count."""
+def evaluate(runtime, source, batch_size=4, max_examples=None, scales=(1.0,), flip=False):
+    """Confusion matrix of `runtime.segment` over a source's examples, and the image count;
+    `scales` and `flip`: test-time augmentation (`Runtime.probabilities`)."""
     from fastscnn_tf import metrics  # loads TensorFlow
 
     if batch_size <= 0:
@@ -38,7 +39,7 @@ def evaluate(runtime, source, batch_size=4, max_examples=None):
     confusion = np.zeros((labels.num_classes, labels.num_classes), np.int64)
     count = 0
     for images, masks in batches(source.dataset, batch_size, max_examples):
-        predictions = runtime.segment(images)
+        predictions = runtime.segment(images, scales, flip)
         confusion += metrics.confusion_matrix(
             masks, predictions, labels.num_classes, labels.ignore_index
         )

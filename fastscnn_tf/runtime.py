@@ -5,8 +5,11 @@ quantized TFLite model is measured by exactly the code that measures the Keras m
 go in as uint8 RGB `(N, H, W, 3)` at any size; class maps come back at the images' size.
 Where the model has a static input size, images are resized to it (bilinear) and the output
 back to the image size (logits bilinear then argmax; a class-mask output nearest).
+`segment(images, scales=..., flip=True)` averages class probabilities over rescaled and
+mirrored images (test-time augmentation) for models that output scores.
 """
 
+import numbers
 import os
 
 import numpy as np
@@ -39,20 +42,40 @@ def _resize_images(images, size):
     return np.clip(np.round(resized.numpy()), 0, 255).astype(np.uint8)
 
 
-def logits_to_classes(logits, size):
-    """(N, h, w, C) scores -> int32 (N, H, W) classes, resizing scores bilinearly first.
+def resize_scores(scores, size):
+    """(N, h, w, C) scores -> float32 (N, H, W, C) at `size`, resized bilinearly.
 
     1/8 scores of a model that padded its input to a multiple of 32 (`model.PadToMultiple`)
     cover the padded size: they are resized to it and cropped.
     """
     h, w = size
-    if tuple(logits.shape[1:3]) != (h, w):
-        padded = aligned_size(size)
-        if (logits.shape[1] * 8, logits.shape[2] * 8) == padded != (h, w):
-            logits = tf.image.resize(logits, padded, method="bilinear").numpy()[:, :h, :w]
-        else:
-            logits = tf.image.resize(logits, size, method="bilinear").numpy()
-    return np.argmax(logits, axis=-1).astype(np.int32)
+    if tuple(scores.shape[1:3]) == (h, w):
+        return np.asarray(scores, np.float32)
+    padded = aligned_size(size)
+    if (scores.shape[1] * 8, scores.shape[2] * 8) == padded != (h, w):
+        return tf.image.resize(scores, padded, method="bilinear").numpy()[:, :h, :w]
+    return tf.image.resize(scores, size, method="bilinear").numpy()
+
+
+def logits_to_classes(logits, size):
+    """(N, h, w, C) scores -> int32 (N, H, W) classes, resizing scores bilinearly first."""
+    return np.argmax(resize_scores(logits, size), axis=-1).astype(np.int32)
+
+
+def check_scales(scales):
+    """Test-time scales as a tuple of positive floats; a ValueError names a bad one."""
+    scales = tuple(scales)
+    if not scales:
+        raise ValueError("scales: give at least one scale, for example 1.")
+    for scale in scales:
+        if not isinstance(scale, numbers.Real) or not np.isfinite(scale) or scale <= 0:
+            raise ValueError(f"scales: {scale!r} is not a positive number.")
+    return tuple(float(scale) for scale in scales)
+
+
+def scaled_size(size, scale):
+    """`(H, W)` times `scale`, rounded, at least 1 pixel a side."""
+    return tuple(max(1, round(side * scale)) for side in size)
 
 
 def mask_to_size(mask, size):
@@ -103,14 +126,59 @@ class Runtime:
         images = _check_images(images)
         return self._run(_resize_images(images, self._model_size(images)))
 
-    def segment(self, images):
-        """uint8 `(N, H, W, 3)` -> int32 class maps `(N, H, W)` at the images' size."""
+    def segment(self, images, scales=(1.0,), flip=False):
+        """uint8 `(N, H, W, 3)` -> int32 class maps `(N, H, W)` at the images' size.
+
+        `scales` and `flip` add test-time augmentation (`probabilities`); the default is one
+        plain pass, and a mask model's own class map.
+        """
         images = _check_images(images)
         size = tuple(images.shape[1:3])
+        if check_scales(scales) != (1.0,) or flip:
+            return np.argmax(self.probabilities(images, scales, flip), -1).astype(np.int32)
         output = self._run(_resize_images(images, self._model_size(images)))
         if self.output_kind == "mask":
             return mask_to_size(output, size)
         return logits_to_classes(output, size)
+
+    def check_augmentation(self, scales, flip):
+        """`scales` as a tuple of floats; a ValueError if this model cannot average them."""
+        scales = check_scales(scales)
+        if self.output_kind == "mask" and (scales != (1.0,) or flip):
+            raise ValueError(f"{self.path} outputs a class mask; averaging needs scores.")
+        if self.input_size is not None and scales != (1.0,):
+            h, w = self.input_size
+            raise ValueError(
+                f"{self.path} has a fixed input size {h}x{w}, so it cannot see images at "
+                f"scales {scales}; use a model that runs at any size (.keras), or export one "
+                "at the size you want."
+            )
+        return scales
+
+    def probabilities(self, images, scales=(1.0,), flip=False):
+        """Float32 class probabilities `(N, H, W, C)` at the images' size, averaged over the
+        images scaled by each of `scales` and, with `flip`, over their mirror images too.
+
+        Multi-scale and flip averaging of softmax scores is the usual test-time augmentation
+        of segmentation benchmarks (mmsegmentation's `--aug-test`): it costs one pass per
+        scale and flip (the sum of the scales squared in pixels) and helps thin and small
+        classes most. Scales other than 1 need a model that runs at any size.
+        """
+        images = _check_images(images)
+        scales = self.check_augmentation(scales, flip)
+        size = tuple(images.shape[1:3])
+        views = [(images, False)] + ([(images[:, :, ::-1], True)] if flip else [])
+        total = 0.0
+        for scale in scales:
+            seen = size if self.input_size is None else self.input_size
+            seen = scaled_size(seen, scale)
+            check_size(seen, f"image at scale {scale:g}")
+            for view, mirrored in views:
+                scores = resize_scores(self._run(_resize_images(view, seen)), size)
+                if self.output_kind == "logits":
+                    scores = tf.nn.softmax(scores).numpy()
+                total = total + (scores[:, :, ::-1] if mirrored else scores)
+        return (total / (len(scales) * len(views))).astype(np.float32)
 
 
 class KerasRuntime(Runtime):

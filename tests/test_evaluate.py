@@ -106,3 +106,49 @@ def test_class_count_mismatch_names_model_and_data(constant_model):
 def test_confusion_image_shades_rows():
     image = viz.confusion_image(np.array([[5, 5], [0, 10]]), ["a", "long class name"])
     assert image.size[0] > 2 * 36 and image.mode == "RGB"
+
+
+def test_evaluate_with_scales_and_flips_writes_its_own_report(constant_model, tmp_path):
+    _, path = constant_model
+    config = evaluate.EvaluateConfig(
+        model=str(path), dataset=DATASET, out=str(tmp_path), scales=(1.0, 1.5), flip=True
+    )
+    report = evaluate.run_evaluation(config)
+    assert report["scales"] == [1.0, 1.5] and report["flip"] is True
+    with open(tmp_path / "model.aug.val.eval.json") as f:  # beside the plain report, not over it
+        assert json.load(f)["scales"] == [1.0, 1.5]
+    _check(report, tmp_path / "model.aug.val.confusion.png")
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--scales", "0,1"], "each must be a positive number"),
+        (["--scales", "one"], "are not numbers"),
+    ],
+)
+def test_bad_scales_are_refused(constant_model, capsys, flags, message):
+    from fastscnn_tf import cli
+
+    _, path = constant_model
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["evaluate", "--model", str(path), "--dataset", DATASET, *flags])
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_scales_on_a_mask_model_are_refused_before_the_work(constant_model, tmp_path, capsys):
+    from fastscnn_tf import cli
+    from fastscnn_tf.export import export_tflite
+
+    model, _ = constant_model
+    tflite = tmp_path / "mask.tflite"
+    export_tflite(
+        model, str(tflite), size=(64, 80), precision="float32", output_kind="mask",
+        labels=labels.generic(NUM_CLASSES), metadata=False,
+    )  # fmt: skip
+    argv = ["evaluate", "--model", str(tflite), "--dataset", DATASET, "--flip"]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert "--scales/--flip" in err and "outputs a class mask" in err
+    assert not list(tmp_path.glob("*.eval.json"))

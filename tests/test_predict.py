@@ -161,6 +161,38 @@ def test_max_size_bounds_what_the_network_sees(dynamic_model, tmp_path, monkeypa
     assert np.mean(classes == expected) > 0.999  # float noise may flip a tie
 
 
+def test_scales_and_flips_run_each_view_and_average(dynamic_model, tmp_path, monkeypatch):
+    from fastscnn_tf import runtime as runtime_lib
+
+    _, path = dynamic_model
+    shapes = []
+    original = runtime_lib.KerasRuntime._run
+
+    def spy(self, images):
+        shapes.append(images.shape[1:3])
+        return original(self, images)
+
+    rgb = synthetic.example(4, size=(128, 192))[0]
+    Image.fromarray(rgb).save(tmp_path / "photo.png")
+    expected = load_runtime(path).segment(rgb[None], scales=(1, 1.5), flip=True)[0]
+    monkeypatch.setattr(runtime_lib.KerasRuntime, "_run", spy)
+    argv = ["predict", str(tmp_path / "photo.png"), "--model", str(path), "--out",
+            str(tmp_path / "out"), "--max-size", "0", "--scales", "1,1.5", "--flip"]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert shapes == [(128, 192), (128, 192), (192, 288), (192, 288)]
+    classes = np.asarray(Image.open(tmp_path / "out" / "photo_classes.png"))
+    np.testing.assert_array_equal(classes, expected)
+
+
+def test_flips_of_a_mask_model_are_refused(model_path, tmp_path, capsys):
+    Image.fromarray(synthetic.example(0, size=SIZE)[0]).save(tmp_path / "photo.png")
+    out = tmp_path / "out"
+    argv = ["predict", str(tmp_path / "photo.png"), "--model", str(model_path), "--out", str(out),
+            "--flip"]  # fmt: skip
+    assert cli.main(argv) == 2
+    assert "--scales/--flip" in capsys.readouterr().err and not out.exists()
+
+
 def test_max_size_below_what_the_network_needs(dynamic_model, tmp_path, capsys):
     argv = ["predict", str(tmp_path), "--model", str(dynamic_model[1]), "--max-size", "32"]
     assert cli.main(argv) == 2

@@ -1,11 +1,16 @@
+import pathlib
+
 import numpy as np
 import pytest
 import tensorflow as tf
+from PIL import Image
 
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf.model import FastSCNN
 from fastscnn_tf.modelfile import load_keras_model
 from fastscnn_tf.runtime import load_runtime
+
+SAMPLES = pathlib.Path(__file__).parents[1] / "fastscnn_tf" / "presets" / "camvid" / "samples"
 
 
 def _images(n, h, w, seed=0):
@@ -98,3 +103,53 @@ def test_load_errors_say_what_is_wrong_with_the_model_file(dynamic_model_path, t
     # The exporter opens .keras files with the same checks.
     with pytest.raises(ValueError, match=r"not a valid \.keras archive"):
         load_keras_model(truncated)
+
+
+def _averaged_by_hand(model, image, scales, flip):
+    """Test-time augmentation written out: each scaled (and mirrored) view through the model,
+    its logits back at the image size, softmax, then the mean."""
+    h, w = image.shape[1:3]
+    views = [image] + ([image[:, :, ::-1]] if flip else [])
+    probabilities = []
+    for scale in scales:
+        size = (round(h * scale), round(w * scale))
+        for k, view in enumerate(views):
+            seen = tf.image.resize(view.astype("float32"), size).numpy()
+            logits = model(np.clip(np.round(seen), 0, 255)).numpy()
+            p = tf.nn.softmax(tf.image.resize(logits, (h, w))).numpy()
+            probabilities.append(p[:, :, ::-1] if k else p)
+    return np.mean(probabilities, axis=0)
+
+
+def test_multi_scale_and_flip_average_probabilities():
+    # The CamVid preset on a street photo, small: a real model that sees several classes.
+    runtime = load_runtime("camvid")
+    with Image.open(SAMPLES / "0016E5_07959.jpg") as photo:
+        image = np.asarray(photo.convert("RGB").resize((96, 72), Image.BILINEAR))[None]
+    expected = _averaged_by_hand(runtime.model, image, (1.0, 1.5), flip=True)
+    got = runtime.probabilities(image, scales=(1, 1.5), flip=True)
+    assert got.shape == (1, 72, 96, 11) and got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, atol=1e-5)
+    np.testing.assert_allclose(got.sum(-1), 1.0, atol=1e-5)
+    classes = runtime.segment(image, scales=(1, 1.5), flip=True)
+    assert len(np.unique(classes)) > 3
+    assert np.mean(classes == np.argmax(expected, -1)) > 0.999
+    # Averaging over a view and its mirror is itself mirror-symmetric.
+    mirrored = runtime.segment(image[:, :, ::-1].copy(), scales=(1, 1.5), flip=True)
+    assert np.mean(mirrored[:, :, ::-1] == classes) > 0.999
+    # One scale of 1 without flips is the plain pass.
+    np.testing.assert_array_equal(runtime.segment(image, scales=[1.0]), runtime.segment(image))
+
+
+def test_augmentation_errors_name_what_is_wrong(tmp_path):
+    model = FastSCNN(3, input_shape=(64, 64, 3))
+    path = tmp_path / "static.keras"
+    model.save(path)
+    runtime = load_runtime(path)
+    image = _images(1, 64, 64)
+    assert runtime.segment(image, flip=True).shape == (1, 64, 64)  # flips need no other size
+    with pytest.raises(ValueError, match="fixed input size 64x64"):
+        runtime.segment(image, scales=(1, 2))
+    for scales, message in [((), "at least one scale"), ((0,), "0 is not a positive")]:
+        with pytest.raises(ValueError, match=message):
+            runtime.segment(image, scales=scales)

@@ -40,6 +40,17 @@ def parse_range(text):
     return (lo, hi)
 
 
+def parse_scales(text):
+    """`S,S,...` (e.g. `1,1.5,2`) -> a tuple of positive floats (test-time scales)."""
+    try:
+        scales = tuple(float(v) for v in str(text).split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"scales {text!r} are not numbers, e.g. 1,1.5,2") from None
+    if not all(0 < scale < float("inf") for scale in scales):
+        raise argparse.ArgumentTypeError(f"scales {text!r}: each must be a positive number")
+    return scales
+
+
 def field(default, help, positional=False, parse=None, choices=None):  # noqa: A002
     meta = {"help": help, "positional": positional, "parse": parse, "choices": choices}
     if isinstance(default, (list, dict, set)):

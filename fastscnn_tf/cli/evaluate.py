@@ -11,7 +11,7 @@ import os
 import time
 
 from fastscnn_tf import evaluation, presets, viz
-from fastscnn_tf.cli.config import field
+from fastscnn_tf.cli.config import field, parse_scales
 from fastscnn_tf.files import check_output_dir, save_png_atomic, write_text_atomic
 
 
@@ -33,6 +33,13 @@ class EvaluateConfig:
     class_names: str | None = field(None, "labels.txt with class names and colours")
     seed: int = field(0, "seed of generated data (synthetic)")
     num_threads: int | None = field(None, "TFLite interpreter threads (default: LiteRT's)")
+    scales: tuple = field(
+        (1.0,),
+        "test-time scales S,S,...: average class probabilities over the images scaled by "
+        "each (e.g. 1,1.25,1.5,2; a .keras model)",
+        parse=parse_scales,
+    )
+    flip: bool = field(False, "also average over the left-right mirror images")
 
 
 def run_evaluation(config):
@@ -65,10 +72,20 @@ def run_evaluation(config):
         )
     names = list((runtime.labels or source.labels).names)
     start = time.perf_counter()
-    confusion, count = evaluation.evaluate(runtime, source, config.batch_size, config.max_examples)
+    scales = tuple(config.scales)
+    augmented = scales != (1.0,) or config.flip
+    try:
+        runtime.check_augmentation(scales, config.flip)
+    except ValueError as error:
+        raise ValueError(f"--scales/--flip: {error}") from None
+    confusion, count = evaluation.evaluate(
+        runtime, source, config.batch_size, config.max_examples, scales, config.flip
+    )
     seconds = time.perf_counter() - start
     scores = evaluation.report(confusion, count, names)
-    print(f"{config.model} on {source.name}: {count} images in {seconds:.1f} s")
+    augmentation = f", scales {','.join(f'{v:g}' for v in scales)}" if scales != (1.0,) else ""
+    augmentation += ", with flips" if config.flip else ""
+    print(f"{config.model} on {source.name}{augmentation}: {count} images in {seconds:.1f} s")
     print(evaluation.format_table(scores))
 
     os.makedirs(out, exist_ok=True)
@@ -77,6 +94,8 @@ def run_evaluation(config):
         if preset
         else (os.path.splitext(os.path.basename(config.model))[0])
     )
+    # An augmented evaluation is a different measurement: it gets its own files.
+    stem += ".aug" if augmented else ""
     json_path = os.path.join(out, f"{stem}.{config.split}.eval.json")
     png_path = os.path.join(out, f"{stem}.{config.split}.confusion.png")
     report = {
@@ -84,6 +103,8 @@ def run_evaluation(config):
         "dataset": source.name,
         "split": config.split,
         "images": count,
+        "scales": list(scales),
+        "flip": config.flip,
         "seconds": round(seconds, 2),
         "miou": scores["miou"],
         "pixel_accuracy": scores["pixel_accuracy"],

@@ -37,7 +37,7 @@ from PIL import Image, UnidentifiedImageError
 
 from fastscnn_tf import android_mirror, pngstream, viz
 from fastscnn_tf import labels as labels_lib
-from fastscnn_tf.cli.config import field
+from fastscnn_tf.cli.config import field, parse_scales
 from fastscnn_tf.files import atomic_paths
 from fastscnn_tf.geometry import MIN_INPUT_SIZE
 
@@ -64,6 +64,13 @@ class PredictConfig:
     )
     num_threads: int | None = field(None, "TFLite interpreter threads (default: LiteRT's)")
     overwrite: bool = field(False, "replace outputs of an earlier run in --out (never inputs)")
+    scales: tuple = field(
+        (1.0,),
+        "test-time scales S,S,...: average class probabilities over the photo scaled by each "
+        "(e.g. 1,1.5,2; a .keras model; one network pass per scale)",
+        parse=parse_scales,
+    )
+    flip: bool = field(False, "also average over the photo's mirror image (twice the passes)")
 
 
 OUTPUT_KINDS = ("mask", "overlay", "classes")
@@ -218,14 +225,23 @@ BAND_ROWS = 256
 
 
 def predict_file(
-    runtime, path, out_dir, labels, opacity=0.5, max_size=DEFAULT_MAX_SIZE, outputs=None
+    runtime,
+    path,
+    out_dir,
+    labels,
+    opacity=0.5,
+    max_size=DEFAULT_MAX_SIZE,
+    outputs=None,
+    scales=(1.0,),
+    flip=False,
 ):
     """Segment one image file and write its three PNGs (`outputs`: `{kind: path}`, default
     `<stem>_<kind>.png` in `out_dir`); returns their paths.
 
     The class map stays at the size the network saw; the photo-sized pictures are made and
     written a band of rows at a time (`pngstream`), so beyond the decoded photo, memory
-    follows `max_size`, not the photo."""
+    follows `max_size`, not the photo. `scales` and `flip`: test-time augmentation
+    (`Runtime.probabilities`), at the size the network sees."""
     photo, note = open_rgb(path)
     if note:
         print(f"note: {note}")
@@ -234,7 +250,7 @@ def predict_file(
         small = network_size((height, width), max_size, MIN_INPUT_SIZE)
         seen = photo if small == (height, width) else photo.resize(small[::-1], Image.BILINEAR)
         try:
-            classes = runtime.segment(np.asarray(seen, np.uint8)[None])[0]
+            classes = runtime.segment(np.asarray(seen, np.uint8)[None], scales, flip)[0]
         except ValueError as error:
             raise ValueError(f"{path}: {error}") from None
         if runtime.num_classes > 256:
@@ -298,6 +314,10 @@ def run(config):
     plan = plan_outputs(paths, config.out)
     check_plan(plan, config.inputs, config.out, config.overwrite)
     runtime = load_runtime(config.model, num_threads=config.num_threads)
+    try:
+        runtime.check_augmentation(config.scales, config.flip)
+    except ValueError as error:
+        raise ValueError(f"--scales/--flip: {error}") from None
     labels = runtime.labels or labels_lib.generic(runtime.num_classes)
     size = "any size" if runtime.input_size is None else "x".join(map(str, runtime.input_size))
     shown = runtime.path if runtime.path == config.model else f"{config.model}: {runtime.path}"
@@ -306,7 +326,15 @@ def run(config):
     for index, path in enumerate(paths, start=1):
         try:  # one bad photo does not stop the others; --out appears with the first output
             outputs = predict_file(
-                runtime, path, config.out, labels, config.opacity, config.max_size, plan[path]
+                runtime,
+                path,
+                config.out,
+                labels,
+                config.opacity,
+                config.max_size,
+                plan[path],
+                tuple(config.scales),
+                config.flip,
             )
         except ValueError as error:
             failures.append(str(error))
