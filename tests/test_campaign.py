@@ -60,6 +60,8 @@ def test_two_cycles_ship_a_preset_and_continue_from_it(tmp_path, monkeypatch):
     for a, b in zip(shipped, last.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert "| 1 |" in (preset / "MODEL_CARD.md").read_text()
+    assert 0 <= cycle["holdout_tta"] <= 100 and cycle["tta"] == "--scales 1,1.25,1.5,2 --flip"
+    assert "| float, `--scales 1,1.25,1.5,2 --flip` |" in (preset / "MODEL_CARD.md").read_text()
 
     # Cycle 2 starts each chain from what cycle 1 left in the preset folder, seed 1.
     assert campaign.main([*common, "--out", str(tmp_path / "c2"), "--no-ship"]) == 0
