@@ -449,3 +449,32 @@ def test_export_of_the_preset_away_from_its_data_says_how_to_calibrate(
     captured = capsys.readouterr()
     assert "pass --calibration-dataset" in captured.err and "calibrating" not in captured.out
     assert not (tmp_path / "m.tflite").exists()
+
+
+def test_calibration_split_keeps_a_held_out_sequence_unseen(tmp_path, model, capsys):
+    from helpers import write_tiny_camvid
+    from PIL import Image
+
+    from fastscnn_tf.export.converter import pipeline_images
+
+    stems = {"train": ["0001TP_1", "0006R0_1", "0006R0_2", "0016E5_1"], "val": ["0016E5_9"]}
+    write_tiny_camvid(tmp_path / "camvid", stems)
+    spec = f"folder:{tmp_path / 'camvid'}"
+    images = pipeline_images(spec, (64, 80), "train[-0006R0]+val")
+    drawn = {image.astype(np.uint8).tobytes() for image in images}  # float images of uint8 pixels
+
+    def photo(split, stem):
+        return np.asarray(Image.open(tmp_path / "camvid" / split / f"{stem}.png"))[None].tobytes()
+
+    assert drawn == {photo("train", s) for s in ("0001TP_1", "0016E5_1")} | {
+        photo("val", "0016E5_9")
+    }
+
+    model_path = tmp_path / "model.keras"
+    model.save(model_path)
+    output = tmp_path / "m.tflite"
+    argv = ["export", str(model_path), "--size", "64x80", "--output", str(output),
+            "--calibration-dataset", spec, "--calibration-split", "train[-0006R0]",
+            "--calibration-images", "4", "--no-metadata"]  # fmt: skip
+    assert cli.main(argv) == 0
+    assert f"of {spec} (train[-0006R0])" in capsys.readouterr().out and output.is_file()

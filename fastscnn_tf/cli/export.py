@@ -57,6 +57,11 @@ class ExportConfig:
         "--dataset in the config.json that training wrote beside the model",
     )
     calibration_images: int = field(100, "number of int8 calibration images")
+    calibration_split: str = field(
+        "train",
+        "split of --calibration-dataset to calibrate on (an expression such as "
+        "'train[-0006R0]' keeps a held-out sequence unseen)",
+    )
     labels: str | None = field(
         None, "labels.txt to embed (default: the one beside the model, else generic)"
     )
@@ -88,12 +93,16 @@ def run(config):
     output = config.output or default_output(config.model, spec)
     check_output_file(output, "output")
     if calibration:
-        print(f"calibrating int8 on {config.calibration_images} images of {calibration} (train)")
+        print(
+            f"calibrating int8 on {config.calibration_images} images of {calibration} "
+            f"({config.calibration_split})"
+        )
     exporter = Exporter(
         config.model,
         spec,
         representative=calibration or None,
         calibration_images=config.calibration_images,
+        calibration_split=config.calibration_split,
         labels=config.labels or None,
         metadata=config.metadata,
     )

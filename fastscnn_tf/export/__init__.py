@@ -43,6 +43,7 @@ def export_tflite(
     mask_stride=1,
     representative=None,
     calibration_images=100,
+    calibration_split="train",
     labels=None,
     metadata=None,
 ):
@@ -55,6 +56,7 @@ def export_tflite(
         spec,
         representative=representative,
         calibration_images=calibration_images,
+        calibration_split=calibration_split,
         labels=labels,
         metadata=metadata,
     )

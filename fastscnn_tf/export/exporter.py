@@ -62,6 +62,8 @@ class Exporter:
         representative: int8 calibration images: a data spec string for
             `fastscnn_tf.data.load_source` (e.g. "synthetic"), or an iterable of uint8 images.
         calibration_images: how many calibration images to use.
+        calibration_split: the split (or split expression) of a data spec `representative`
+            to calibrate on, e.g. `train[-0006R0]` to keep a held-out sequence unseen.
         labels: a `LabelSet`, a labels.txt path, or None (the model's own, else generic).
         metadata: embed MediaPipe ImageSegmenter metadata: True (needs the mediapipe
             package), False, or None for "if mediapipe is installed".
@@ -74,12 +76,14 @@ class Exporter:
         *,
         representative=None,
         calibration_images=100,
+        calibration_split="train",
         labels=None,
         metadata=None,
     ):
         self.model_path = model if isinstance(model, (str, os.PathLike)) else None
         self.model, self.spec = model, spec
         self.representative, self.calibration_images = representative, calibration_images
+        self.calibration_split = calibration_split
         self.labels, self.metadata = labels, metadata
 
     def export(self, output):
@@ -151,5 +155,5 @@ class Exporter:
             )
         images = self.representative
         if isinstance(images, str):
-            images = pipeline_images(images, self.spec.size)
+            images = pipeline_images(images, self.spec.size, self.calibration_split)
         return representative_dataset(images, self.calibration_images, self.spec.size)
