@@ -452,10 +452,11 @@ def test_export_of_the_preset_away_from_its_data_says_how_to_calibrate(
 
 
 def test_calibration_split_keeps_a_held_out_sequence_unseen(tmp_path, model, capsys):
-    from helpers import write_tiny_camvid
     from PIL import Image
 
     from fastscnn_tf.export.converter import pipeline_images
+
+    from helpers import write_tiny_camvid
 
     stems = {"train": ["0001TP_1", "0006R0_1", "0006R0_2", "0016E5_1"], "val": ["0016E5_9"]}
     write_tiny_camvid(tmp_path / "camvid", stems)

@@ -129,20 +129,26 @@ def dynamic_model(tmp_path_factory):
     return model, path
 
 
-@pytest.mark.parametrize("max_size,seen", [(128, (85, 128)), (0, (128, 192))])
-def test_max_size_bounds_what_the_network_sees(dynamic_model, tmp_path, monkeypatch, max_size,
-                                               seen):  # fmt: skip
+def seen_sizes(monkeypatch):
+    """The `(h, w)` of every batch a Keras runtime runs from now on, in order."""
     from fastscnn_tf import runtime as runtime_lib
 
-    model, path = dynamic_model
-    shapes = []
+    sizes = []
     original = runtime_lib.KerasRuntime._run
 
     def spy(self, images):
-        shapes.append(images.shape[1:3])
+        sizes.append(images.shape[1:3])
         return original(self, images)
 
     monkeypatch.setattr(runtime_lib.KerasRuntime, "_run", spy)
+    return sizes
+
+
+@pytest.mark.parametrize("max_size,seen", [(128, (85, 128)), (0, (128, 192))])
+def test_max_size_bounds_what_the_network_sees(dynamic_model, tmp_path, monkeypatch, max_size,
+                                               seen):  # fmt: skip
+    model, path = dynamic_model
+    shapes = seen_sizes(monkeypatch)
     rgb = synthetic.example(3, size=(128, 192))[0]
     Image.fromarray(rgb).save(tmp_path / "photo.png")
     out = tmp_path / "out"
@@ -162,20 +168,11 @@ def test_max_size_bounds_what_the_network_sees(dynamic_model, tmp_path, monkeypa
 
 
 def test_scales_and_flips_run_each_view_and_average(dynamic_model, tmp_path, monkeypatch):
-    from fastscnn_tf import runtime as runtime_lib
-
     _, path = dynamic_model
-    shapes = []
-    original = runtime_lib.KerasRuntime._run
-
-    def spy(self, images):
-        shapes.append(images.shape[1:3])
-        return original(self, images)
-
     rgb = synthetic.example(4, size=(128, 192))[0]
     Image.fromarray(rgb).save(tmp_path / "photo.png")
     expected = load_runtime(path).segment(rgb[None], scales=(1, 1.5), flip=True)[0]
-    monkeypatch.setattr(runtime_lib.KerasRuntime, "_run", spy)
+    shapes = seen_sizes(monkeypatch)
     argv = ["predict", str(tmp_path / "photo.png"), "--model", str(path), "--out",
             str(tmp_path / "out"), "--max-size", "0", "--scales", "1,1.5", "--flip"]  # fmt: skip
     assert cli.main(argv) == 0

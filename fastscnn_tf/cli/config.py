@@ -58,6 +58,28 @@ def field(default, help, positional=False, parse=None, choices=None):  # noqa: A
     return dataclasses.field(default=default, metadata=meta)
 
 
+def scales_field(what):
+    """The `--scales` option of a job that segments `what` (e.g. "the images")."""
+    return field(
+        (1.0,),
+        f"test-time scales S,S,...: average class probabilities over {what} scaled by each "
+        "(e.g. 1,1.25,1.5,2; a .keras model; one network pass per scale)",
+        parse=parse_scales,
+    )
+
+
+def flip_field(what):
+    return field(False, f"also average over the mirror images of {what} (twice the passes)")
+
+
+def check_augmentation(runtime, scales, flip):
+    """`runtime.check_augmentation` before any work, its error naming the options."""
+    try:
+        return runtime.check_augmentation(scales, flip)
+    except ValueError as error:
+        raise ValueError(f"--scales/--flip: {error}") from None
+
+
 def _base_type(annotation):
     origin = typing.get_origin(annotation)
     if origin in (typing.Union, types.UnionType):

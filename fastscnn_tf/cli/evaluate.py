@@ -11,7 +11,7 @@ import os
 import time
 
 from fastscnn_tf import evaluation, presets, viz
-from fastscnn_tf.cli.config import field, parse_scales
+from fastscnn_tf.cli.config import check_augmentation, field, flip_field, scales_field
 from fastscnn_tf.files import check_output_dir, save_png_atomic, write_text_atomic
 
 
@@ -33,13 +33,8 @@ class EvaluateConfig:
     class_names: str | None = field(None, "labels.txt with class names and colours")
     seed: int = field(0, "seed of generated data (synthetic)")
     num_threads: int | None = field(None, "TFLite interpreter threads (default: LiteRT's)")
-    scales: tuple = field(
-        (1.0,),
-        "test-time scales S,S,...: average class probabilities over the images scaled by "
-        "each (e.g. 1,1.25,1.5,2; a .keras model)",
-        parse=parse_scales,
-    )
-    flip: bool = field(False, "also average over the left-right mirror images")
+    scales: tuple = scales_field("the images")
+    flip: bool = flip_field("the images")
 
 
 def run_evaluation(config):
@@ -72,12 +67,8 @@ def run_evaluation(config):
         )
     names = list((runtime.labels or source.labels).names)
     start = time.perf_counter()
-    scales = tuple(config.scales)
+    scales = check_augmentation(runtime, config.scales, config.flip)
     augmented = scales != (1.0,) or config.flip
-    try:
-        runtime.check_augmentation(scales, config.flip)
-    except ValueError as error:
-        raise ValueError(f"--scales/--flip: {error}") from None
     confusion, count = evaluation.evaluate(
         runtime, source, config.batch_size, config.max_examples, scales, config.flip
     )

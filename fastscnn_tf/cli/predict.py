@@ -37,7 +37,7 @@ from PIL import Image, UnidentifiedImageError
 
 from fastscnn_tf import android_mirror, pngstream, viz
 from fastscnn_tf import labels as labels_lib
-from fastscnn_tf.cli.config import field, parse_scales
+from fastscnn_tf.cli.config import check_augmentation, field, flip_field, scales_field
 from fastscnn_tf.files import atomic_paths
 from fastscnn_tf.geometry import MIN_INPUT_SIZE
 
@@ -64,13 +64,8 @@ class PredictConfig:
     )
     num_threads: int | None = field(None, "TFLite interpreter threads (default: LiteRT's)")
     overwrite: bool = field(False, "replace outputs of an earlier run in --out (never inputs)")
-    scales: tuple = field(
-        (1.0,),
-        "test-time scales S,S,...: average class probabilities over the photo scaled by each "
-        "(e.g. 1,1.5,2; a .keras model; one network pass per scale)",
-        parse=parse_scales,
-    )
-    flip: bool = field(False, "also average over the photo's mirror image (twice the passes)")
+    scales: tuple = scales_field("the photo as the network sees it")
+    flip: bool = flip_field("the photo")
 
 
 OUTPUT_KINDS = ("mask", "overlay", "classes")
@@ -314,10 +309,7 @@ def run(config):
     plan = plan_outputs(paths, config.out)
     check_plan(plan, config.inputs, config.out, config.overwrite)
     runtime = load_runtime(config.model, num_threads=config.num_threads)
-    try:
-        runtime.check_augmentation(config.scales, config.flip)
-    except ValueError as error:
-        raise ValueError(f"--scales/--flip: {error}") from None
+    scales = check_augmentation(runtime, config.scales, config.flip)
     labels = runtime.labels or labels_lib.generic(runtime.num_classes)
     size = "any size" if runtime.input_size is None else "x".join(map(str, runtime.input_size))
     shown = runtime.path if runtime.path == config.model else f"{config.model}: {runtime.path}"
@@ -333,7 +325,7 @@ def run(config):
                 config.opacity,
                 config.max_size,
                 plan[path],
-                tuple(config.scales),
+                scales,
                 config.flip,
             )
         except ValueError as error:
