@@ -260,6 +260,7 @@ def main(argv=None):
             + ([(f"float, `{' '.join(TTA)}`", tta)] if tta else [])
         ),
         val_rows=class_rows([("float", val_float), ("int8", val_int8)]),
+        tta=" ".join(TTA),
         int8_delta=info["int8"] - info["float"],
         val_delta=100 * (val_int8["miou"] - val_float["miou"]),
         latency=latency_rows(bench) if bench else "| (not measured: --no-latency) | |",
@@ -355,7 +356,7 @@ last checkpoint, float and its int8 export, never trained on these frames, nothi
 
 int8 minus float: {int8_delta:+.2f} points here. The last row averages the class
 probabilities over four scales and their mirror images (18 times the pixels of one pass; for
-offline use, `fastscnn evaluate|predict --scales 1,1.25,1.5,2 --flip`); one pass at 1.5x, such
+offline use, `fastscnn evaluate|predict {tta}`); one pass at 1.5x, such
 as an int8 export at 540x720 fed 360x480 frames, is the cheap middle way (docs/accuracy.md).
 
 ## On frames it trained on (CamVid val, 0016E5)

@@ -3,11 +3,43 @@
 Light on purpose (no TensorFlow): the runtime of an exported `.tflite` checks sizes too.
 """
 
+import math
+import numbers
+
 # The pyramid pooling works on the 1/32 map, which needs at least 2x2 cells.
 MIN_INPUT_SIZE = 64
 # The coarsest map is 1/32 of the input: sizes that are multiples of this keep the streams
 # on the grid they were trained on (see `layers.PadToMultiple`).
 ALIGN = 32
+
+
+def check_scales(scales):
+    """Test-time scales as a tuple of positive floats; a ValueError names a bad one."""
+    scales = tuple(scales)
+    if not scales:
+        raise ValueError("scales: give at least one scale, for example 1.")
+    for scale in scales:
+        if not isinstance(scale, numbers.Real) or not math.isfinite(scale) or scale <= 0:
+            raise ValueError(f"scales: {scale!r} is not a positive number.")
+    return tuple(float(scale) for scale in scales)
+
+
+def parse_scales(text):
+    """`S,S,...` (e.g. `1,1.5,2`) -> a tuple of positive floats; a ValueError for anything
+    else."""
+    try:
+        scales = [float(v) for v in str(text).split(",")]
+    except ValueError:
+        raise ValueError(f"scales {text!r} are not numbers, e.g. 1,1.5,2") from None
+    try:
+        return check_scales(scales)
+    except ValueError:
+        raise ValueError(f"scales {text!r}: each must be a positive number") from None
+
+
+def scaled_size(size, scale):
+    """`(H, W)` times `scale`, rounded, at least 1 pixel a side."""
+    return tuple(max(1, round(side * scale)) for side in size)
 
 
 def parse_size(text):

@@ -9,7 +9,6 @@ back to the image size (logits bilinear then argmax; a class-mask output nearest
 mirrored images (test-time augmentation) for models that output scores.
 """
 
-import numbers
 import os
 
 import numpy as np
@@ -18,7 +17,7 @@ import tensorflow as tf
 from fastscnn_tf import labels as labels_lib
 from fastscnn_tf import metadata, presets, tflog
 from fastscnn_tf.files import check_input_file
-from fastscnn_tf.geometry import aligned_size, check_size
+from fastscnn_tf.geometry import aligned_size, check_scales, check_size, scaled_size
 from fastscnn_tf.modelfile import load_keras_model
 
 KINDS = {".keras": "keras", ".tflite": "tflite"}
@@ -60,22 +59,6 @@ def resize_scores(scores, size):
 def logits_to_classes(logits, size):
     """(N, h, w, C) scores -> int32 (N, H, W) classes, resizing scores bilinearly first."""
     return np.argmax(resize_scores(logits, size), axis=-1).astype(np.int32)
-
-
-def check_scales(scales):
-    """Test-time scales as a tuple of positive floats; a ValueError names a bad one."""
-    scales = tuple(scales)
-    if not scales:
-        raise ValueError("scales: give at least one scale, for example 1.")
-    for scale in scales:
-        if not isinstance(scale, numbers.Real) or not np.isfinite(scale) or scale <= 0:
-            raise ValueError(f"scales: {scale!r} is not a positive number.")
-    return tuple(float(scale) for scale in scales)
-
-
-def scaled_size(size, scale):
-    """`(H, W)` times `scale`, rounded, at least 1 pixel a side."""
-    return tuple(max(1, round(side * scale)) for side in size)
 
 
 def mask_to_size(mask, size):

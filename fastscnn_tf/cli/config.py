@@ -41,14 +41,11 @@ def parse_range(text):
 
 
 def parse_scales(text):
-    """`S,S,...` (e.g. `1,1.5,2`) -> a tuple of positive floats (test-time scales)."""
+    """`S,S,...` (e.g. `1,1.5,2`) -> a tuple of positive floats (`geometry.parse_scales`)."""
     try:
-        scales = tuple(float(v) for v in str(text).split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"scales {text!r} are not numbers, e.g. 1,1.5,2") from None
-    if not all(0 < scale < float("inf") for scale in scales):
-        raise argparse.ArgumentTypeError(f"scales {text!r}: each must be a positive number")
-    return scales
+        return geometry.parse_scales(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def field(default, help, positional=False, parse=None, choices=None):  # noqa: A002

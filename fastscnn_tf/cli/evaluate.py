@@ -51,6 +51,8 @@ def run_evaluation(config):
     out = config.out or ("." if preset else os.path.dirname(os.path.abspath(config.model)))
     check_output_dir(out, "out")
     runtime = load_runtime(config.model, num_threads=config.num_threads)
+    scales = check_augmentation(runtime, config.scales, config.flip)
+    augmented = scales != (1.0,) or config.flip
     num_classes = config.num_classes or runtime.num_classes
     source = data_lib.load_source(
         config.dataset,
@@ -67,8 +69,6 @@ def run_evaluation(config):
         )
     names = list((runtime.labels or source.labels).names)
     start = time.perf_counter()
-    scales = check_augmentation(runtime, config.scales, config.flip)
-    augmented = scales != (1.0,) or config.flip
     confusion, count = evaluation.evaluate(
         runtime, source, config.batch_size, config.max_examples, scales, config.flip
     )
