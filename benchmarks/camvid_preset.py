@@ -26,6 +26,7 @@ import csv
 import datetime
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -126,13 +127,18 @@ def latency_rows(bench):
     return "\n".join(rows)
 
 
+def cycle_crop(cycle):
+    """A cycle's crop, HxW; cycles recorded before the field existed name it in their command."""
+    return cycle.get("crop") or re.search(r"--crop (\S+)", cycle["command"]).group(1)
+
+
 def campaign_rows(cycles):
     rows = []
     for c in cycles:
         rows.append(
             f"| {c['cycle']} | {c['date']} | {c['init_from'] or 'scratch'} | {c['steps']:,} | "
-            f"{c['hours']:.2f} | {c['holdout_hours']:.2f} | {c['holdout_float']:.2f} | "
-            f"{c['cpu']} |"
+            f"{cycle_crop(c)} | {c['hours']:.2f} | {c['holdout_hours']:.2f} | "
+            f"{c['holdout_float']:.2f} | {c['cpu']} |"
         )
     return "\n".join(rows)
 
@@ -234,6 +240,7 @@ def main(argv=None):
         "cpu": cpu_family(),
         "init_from": config.get("init_from") or "",
         "steps": steps,
+        "crop": "x".join(map(str, config["crop"])),
         "hours": round(seconds / 3600, 2),
         "holdout_hours": round(holdout_seconds / 3600, 2),
         "holdout_float": info["float"],
@@ -252,6 +259,8 @@ def main(argv=None):
         rule="|---|---:|" + "---:|" * len(CLASS_HEAD),
         total_steps=sum(c["steps"] for c in cycles),
         total_hours=sum(c["hours"] for c in cycles),
+        crops=" then ".join(dict.fromkeys(cycle_crop(c) for c in cycles)),
+        crop=cycle_crop(cycles[-1]),
         campaign=campaign_rows(cycles),
         command=cycles[-1]["command"],
         holdout_command=cycles[-1]["holdout_command"],
@@ -322,11 +331,11 @@ committed models (`--init-from`, a warm restart of the poly schedule) and ships 
 The *preset* chain trains on train+val; the *held-out* chain runs the same commands without
 sequence {holdout}, so that every cycle has a figure on streets the model never saw.
 
-| cycle | date | from | steps | preset h | held-out h | {holdout} mIoU (held out) | CPU |
-|---:|---|---|---:|---:|---:|---:|---|
+| cycle | date | from | steps | crop | preset h | held-out h | {holdout} mIoU (held out) | CPU |
+|---:|---|---|---:|---|---:|---:|---:|---|
 {campaign}
 
-In all: **{total_steps:,} steps** of batch 8 (320x320 crops), {total_hours:.1f} h of wall time for
+In all: **{total_steps:,} steps** of batch 8 ({crops} crops), {total_hours:.1f} h of wall time for
 the preset chain (two chains share the 2 cores). The last cycle's commands:
 
     {command}
@@ -334,8 +343,8 @@ the preset chain (two chains share the 2 cores). The last cycle's commands:
 
 Recipe (the long-budget recipe of docs/accuracy.md, chosen on {holdout} held out): 2 aux heads
 (weight 0.4), class weights 1/ln(1.10 + p), random scale 0.5-2 with antialiased downscaling,
-320x320 crops, flips, colour jitter, no OHEM, SGD momentum 0.9, lr 0.045 poly 0.9, weight decay
-4e-5, batch 8, no ImageNet pre-training.
+{crop} crops (the last cycle's), flips, colour jitter, no OHEM, SGD momentum 0.9, lr 0.045
+poly 0.9, weight decay 4e-5, batch 8, no ImageNet pre-training.
 
 ## Accuracy on streets it never saw
 

@@ -59,7 +59,9 @@ def test_two_cycles_ship_a_preset_and_continue_from_it(tmp_path, monkeypatch):
     last = keras.models.load_model(tmp_path / "c1" / "preset" / "model.keras", compile=False)
     for a, b in zip(shipped, last.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
+    assert cycle["crop"] == "64x64"
     assert "| 1 |" in (preset / "MODEL_CARD.md").read_text()
+    assert "(64x64 crops)" in (preset / "MODEL_CARD.md").read_text()
     assert 0 <= cycle["holdout_tta"] <= 100 and cycle["tta"] == "--scales 1,1.25,1.5,2 --flip"
     assert "| float, `--scales 1,1.25,1.5,2 --flip` |" in (preset / "MODEL_CARD.md").read_text()
 
@@ -69,6 +71,13 @@ def test_two_cycles_ship_a_preset_and_continue_from_it(tmp_path, monkeypatch):
                          ("holdout", "campaign/holdout-0006R0.keras")):  # fmt: skip
         config = json.loads((tmp_path / "c2" / chain / "config.json").read_text())
         assert config["init_from"] == str(preset / start) and config["seed"] == 1
+
+
+def test_cycles_recorded_before_the_crop_field_name_it_in_their_command():
+    preset = load_script("benchmarks/camvid_preset.py")
+    old = {"command": "fastscnn train --batch-size 8 --crop 320x320 --aux2"}
+    assert preset.cycle_crop(old) == "320x320"
+    assert preset.cycle_crop({**old, "crop": "360x480"}) == "360x480"
 
 
 def test_protocol_holds_out_the_sequence_the_project_holds_out(tmp_path):
