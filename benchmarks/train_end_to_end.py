@@ -14,6 +14,11 @@ divides all training images by the process's wall time (start-up and the final s
 
     python benchmarks/train_end_to_end.py                  # 2 rounds of 4 epochs
     python benchmarks/train_end_to_end.py --rounds 3 --epochs 3 -- --jit   # flags to train
+    python benchmarks/train_end_to_end.py --max-isa avx2   # both sides limited to AVX2
+
+`--max-isa avx2` approximates an AVX2-only CPU (such as AMD Zen 3) on an AVX-512 one: oneDNN,
+in both TensorFlow and PyTorch, and PyTorch's own kernels then pick their AVX2 code. It caps
+the instruction set, not the core: the figures are not a Zen 3's.
 """
 
 import argparse
@@ -54,13 +59,20 @@ def reference_command(epochs, seed, threads):
     ]  # fmt: skip
 
 
-def timed_lines(command, marker):
-    """Runs `command`; returns the times (from its start) of the output lines that contain
-    `marker`, and its wall time. Raises with its output's tail if it fails."""
+# What each library reads to cap the instructions its kernels use (oneDNN: TensorFlow's and
+# PyTorch's convolutions and matrix products; ATen: PyTorch's other CPU kernels).
+ISA_ENV = {"avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}}
+
+
+def timed_lines(command, marker, env=None):
+    """Runs `command` (with `env` added to the environment); returns the times (from its
+    start) of the output lines that contain `marker`, and its wall time. Raises with its
+    output's tail if it fails."""
     start = time.perf_counter()
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
-    )
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1,
+        env={**os.environ, **(env or {})},
+    )  # fmt: skip
     marks, tail = [], []
     for line in process.stdout:
         if line.startswith(marker):
@@ -87,24 +99,28 @@ def main():
     parser.add_argument("--epochs", type=int, default=4, help="epochs of 45 steps per run (>= 3)")
     parser.add_argument("--threads", type=int, default=2, help="PyTorch threads")
     parser.add_argument("--no-reference", action="store_true")
+    parser.add_argument("--max-isa", choices=sorted(ISA_ENV),
+                        help="cap both sides' kernels at this instruction set")  # fmt: skip
     args = parser.parse_args(argv)
+    env = ISA_ENV.get(args.max_isa, {})
     if args.epochs < 3:
         parser.error("--epochs: at least 3 (the first epoch is left out of the steady state)")
     if not CAMVID.is_dir():
         print(f"error: {CAMVID} not found (the shared CamVid data)", file=sys.stderr)
         return 2
-    print(f"CPU: {cpu_family()}")
+    print(f"CPU: {cpu_family()}" + (f"; kernels capped at {args.max_isa.upper()} "
+          f"({' '.join(f'{k}={v}' for k, v in env.items())})" if env else ""))  # fmt: skip
     print(f"{args.rounds} rounds of {args.epochs} epochs x {STEPS} steps, batch {BATCH}, "
           f"crop {CROP}; project flags: {' '.join(extra) or '(none)'}")  # fmt: skip
     results = {"project": [], "reference": []}
     with tempfile.TemporaryDirectory() as folder:
         for r in range(args.rounds):
             command = project_command(pathlib.Path(folder) / f"run{r}", args.epochs, r, extra)
-            marks, wall = timed_lines(command, f"{STEPS}/{STEPS} - ")  # Keras' epoch line
+            marks, wall = timed_lines(command, f"{STEPS}/{STEPS} - ", env)  # Keras' epoch line
             results["project"].append(rates(marks, wall, args.epochs))
             if not args.no_reference:
                 command = reference_command(args.epochs, r, args.threads)
-                marks, wall = timed_lines(command, "reference seed")
+                marks, wall = timed_lines(command, "reference seed", env)
                 results["reference"].append(rates(marks, wall, args.epochs))
             for side, values in results.items():
                 if len(values) > r:

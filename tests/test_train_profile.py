@@ -92,3 +92,19 @@ def test_a_traced_run_reports_every_part(profile, tmp_path, capsys, monkeypatch)
     for part in ("checkpoints, backup, logs", "validation (1 batch of 4)", "tf.data threads"):
         assert part in out
     assert list((tmp_path / "t").rglob("*.xplane.pb"))  # kept for TensorBoard
+
+
+def test_end_to_end_caps_both_sides_kernels_with_the_environment(profile):
+    """`train_end_to_end.py --max-isa avx2` hands the children the variables that oneDNN and
+    PyTorch read, and a child that reads them sees AVX2."""
+    import sys
+
+    end_to_end = load_script("benchmarks/train_end_to_end.py")
+    env = end_to_end.ISA_ENV["avx2"]
+    probe = (  # fails, and timed_lines raises, unless the child runs capped
+        "import os, torch; assert os.environ['ONEDNN_MAX_CPU_ISA'] == 'AVX2'; "
+        "assert torch.backends.cpu.get_cpu_capability() == 'AVX2'; print('isa')"
+    )
+    marks, wall = end_to_end.timed_lines([sys.executable, "-c", probe], "isa", env)
+    assert len(marks) == 1 and wall >= marks[0] > 0
+    assert env == {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"}
