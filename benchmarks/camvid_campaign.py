@@ -28,7 +28,7 @@ import camvid_preset
 ROOT = camvid_preset.ROOT
 HOLDOUT = camvid_preset.HOLDOUT
 RECIPE = [
-    "--aux2", "--colour-jitter", "--no-ohem", "--scale-range", "0.5,2.0", "--class-weighting",
+    "--aux2", "--colour-jitter", "--no-ohem", "--class-weighting",
     "--class-weights", "log", "--class-weight-c", "1.10",
 ]  # fmt: skip
 DATA = "../shared/data/camvid"  # as the commands in the model card say it (from the root)
@@ -51,7 +51,8 @@ def train_command(args, chain, seed, init_from):
         "--dataset", f"folder:{args.data}", "--split", spec["split"],
         "--val-split", spec["val_split"], "--epochs", str(args.steps // args.steps_per_epoch),
         "--steps-per-epoch", str(args.steps_per_epoch), "--batch-size", str(args.batch_size),
-        "--crop", args.crop, *RECIPE, "--val-batch-size", "4", "--val-steps", "5",
+        "--crop", args.crop, "--scale-range", args.scale_range, *RECIPE,
+        "--val-batch-size", "4", "--val-steps", "5",
         "--seed", str(seed), "--verbose", "2", "--overlays", "0",
         "--out", os.path.join(args.out, chain),
     ]  # fmt: skip
@@ -66,6 +67,8 @@ def main(argv=None):
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--crop", default="320x320")
+    parser.add_argument("--scale-range", default="0.5,2.0",
+                        help="random scale LO,HI (1,4: the recipe's 0.5-2 at 2x size)")  # fmt: skip
     parser.add_argument("--from-scratch", action="store_true", help="cycle 1: no --init-from")
     parser.add_argument("--out", default="runs/campaign", help="folder of the two runs")
     parser.add_argument("--data", default=DATA, help="CamVid folder (SegNet layout)")

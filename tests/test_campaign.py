@@ -66,11 +66,13 @@ def test_two_cycles_ship_a_preset_and_continue_from_it(tmp_path, monkeypatch):
     assert "| float, `--scales 1,1.25,1.5,2 --flip` |" in (preset / "MODEL_CARD.md").read_text()
 
     # Cycle 2 starts each chain from what cycle 1 left in the preset folder, seed 1.
-    assert campaign.main([*common, "--out", str(tmp_path / "c2"), "--no-ship"]) == 0
+    assert campaign.main([*common, "--out", str(tmp_path / "c2"), "--no-ship",
+                          "--scale-range", "1.0,4.0"]) == 0  # fmt: skip
     for chain, start in (("preset", "camvid.keras"),
                          ("holdout", "campaign/holdout-0006R0.keras")):  # fmt: skip
         config = json.loads((tmp_path / "c2" / chain / "config.json").read_text())
         assert config["init_from"] == str(preset / start) and config["seed"] == 1
+        assert config["scale_range"] == [1.0, 4.0]
 
 
 def test_cycles_recorded_before_the_crop_field_name_it_in_their_command():
