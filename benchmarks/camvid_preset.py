@@ -127,9 +127,14 @@ def latency_rows(bench):
     return "\n".join(rows)
 
 
+def command_option(cycle, flag):
+    """The value a cycle's recorded training command gives `flag`."""
+    return re.search(rf"{flag} (\S+)", cycle["command"]).group(1)
+
+
 def cycle_crop(cycle):
     """A cycle's crop, HxW; cycles recorded before the field existed name it in their command."""
-    return cycle.get("crop") or re.search(r"--crop (\S+)", cycle["command"]).group(1)
+    return cycle.get("crop") or command_option(cycle, "--crop")
 
 
 def campaign_rows(cycles):
@@ -261,6 +266,7 @@ def main(argv=None):
         total_hours=sum(c["hours"] for c in cycles),
         crops=" then ".join(dict.fromkeys(cycle_crop(c) for c in cycles)),
         crop=cycle_crop(cycles[-1]),
+        scale_range="-".join(command_option(cycles[-1], "--scale-range").split(",")),
         campaign=campaign_rows(cycles),
         command=cycles[-1]["command"],
         holdout_command=cycles[-1]["holdout_command"],
@@ -342,9 +348,9 @@ the preset chain (two chains share the 2 cores). The last cycle's commands:
     {holdout_command}
 
 Recipe (the long-budget recipe of docs/accuracy.md, chosen on {holdout} held out): 2 aux heads
-(weight 0.4), class weights 1/ln(1.10 + p), random scale 0.5-2 with antialiased downscaling,
-{crop} crops (the last cycle's), flips, colour jitter, no OHEM, SGD momentum 0.9, lr 0.045
-poly 0.9, weight decay 4e-5, batch 8, no ImageNet pre-training.
+(weight 0.4), class weights 1/ln(1.10 + p), random scale {scale_range} with antialiased
+downscaling, {crop} crops (both the last cycle's), flips, colour jitter, no OHEM, SGD
+momentum 0.9, lr 0.045 poly 0.9, weight decay 4e-5, batch 8, no ImageNet pre-training.
 
 ## Accuracy on streets it never saw
 

@@ -62,6 +62,7 @@ def test_two_cycles_ship_a_preset_and_continue_from_it(tmp_path, monkeypatch):
     assert cycle["crop"] == "64x64"
     assert "| 1 |" in (preset / "MODEL_CARD.md").read_text()
     assert "(64x64 crops)" in (preset / "MODEL_CARD.md").read_text()
+    assert "random scale 0.5-2.0 with" in (preset / "MODEL_CARD.md").read_text()
     assert 0 <= cycle["holdout_tta"] <= 100 and cycle["tta"] == "--scales 1,1.25,1.5,2 --flip"
     assert "| float, `--scales 1,1.25,1.5,2 --flip` |" in (preset / "MODEL_CARD.md").read_text()
 
@@ -80,6 +81,7 @@ def test_cycles_recorded_before_the_crop_field_name_it_in_their_command():
     old = {"command": "fastscnn train --batch-size 8 --crop 320x320 --aux2"}
     assert preset.cycle_crop(old) == "320x320"
     assert preset.cycle_crop({**old, "crop": "360x480"}) == "360x480"
+    assert preset.command_option(old, "--batch-size") == "8"
 
 
 def test_protocol_holds_out_the_sequence_the_project_holds_out(tmp_path):
