@@ -9,7 +9,8 @@ do not outlive a sitting and commits do (issue #22). Each cycle trains, in paral
 - the *held-out* chain, the same command without sequence 0006R0, from the committed
   `fastscnn_tf/presets/camvid/campaign/holdout-0006R0.keras`, so that every cycle is scored on
   streets its model never saw.
-Each starts with `--init-from` (a warm restart of the poly schedule) and seed = cycle - 1. A
+Each starts with `--init-from` (a warm restart of the poly schedule) and seed = cycle - 1
+(`--seed` to change it: a second seed of a recipe measured before). A
 killed cycle resumes step-exact: run the same command again. When both finish,
 `benchmarks/camvid_preset.py` ships the preset chain's last checkpoint, keeps the held-out
 chain's, and records the cycle in `campaign.json` and the model card; commit the preset folder
@@ -69,6 +70,7 @@ def main(argv=None):
     parser.add_argument("--crop", default="320x320")
     parser.add_argument("--scale-range", default="0.5,2.0",
                         help="random scale LO,HI (1,4: the recipe's 0.5-2 at 2x size)")  # fmt: skip
+    parser.add_argument("--seed", type=int, help="seed of both chains (default: cycle - 1)")
     parser.add_argument("--from-scratch", action="store_true", help="cycle 1: no --init-from")
     parser.add_argument("--out", default="runs/campaign", help="folder of the two runs")
     parser.add_argument("--data", default=DATA, help="CamVid folder (SegNet layout)")
@@ -95,7 +97,8 @@ def main(argv=None):
         if os.path.isfile(os.path.join(out, chain, "model.keras")):
             continue  # finished earlier
         os.makedirs(os.path.join(out, chain), exist_ok=True)
-        command = train_command(args, chain, cycle - 1, args.preset_dir if continuing else None)
+        seed = cycle - 1 if args.seed is None else args.seed
+        command = train_command(args, chain, seed, args.preset_dir if continuing else None)
         print(f"cycle {cycle}, {chain} chain: $ {shlex.join(command[1:])}", flush=True)
         log = open(os.path.join(out, f"{chain}.log"), "a", encoding="utf-8")  # noqa: SIM115
         processes[chain] = subprocess.Popen(

@@ -10,8 +10,10 @@ user would run:
 1. the run's last checkpoint, `model.keras`, becomes `camvid.keras` (nothing is selected on
    any image: every epoch's val score is from frames it trains on); the held-out run's last
    checkpoint is kept in `campaign/` for the next cycle to start from;
-2. `fastscnn export` writes both int8 models (uint8 360x480 image in, class mask out),
-   calibrated on CamVid train images (the held-out model's without 0006R0);
+2. `fastscnn export` writes both int8 models (uint8 image in at `--size`, class mask out),
+   calibrated on CamVid train images (the held-out model's without 0006R0); with `--scale 2
+   --size 720x960` (a campaign trained with `--scale-range 1.0,4.0`) the float preset reads
+   images at 2x (`preset.json` `"scale"`), and every float figure is measured so;
 3. `fastscnn evaluate`: the held-out model, float and int8, on 0006R0 (never seen), and the
    float model with test-time augmentation (`--scales 1,1.25,1.5,2 --flip`); the preset,
    float and int8, on val (seen in training: a fidelity check of the int8 export only);
@@ -53,6 +55,11 @@ def fastscnn(*args):
     command = [os.path.join(os.path.dirname(sys.executable), "fastscnn"), *map(str, args)]
     print("$ fastscnn " + " ".join(command[1:]), flush=True)
     subprocess.run(command, check=True, cwd=ROOT)
+
+
+def scaled(scales, scale):
+    """`--scales` values relative to CamVid's frames, for a model path read as is."""
+    return ("--scales", ",".join(f"{scale * v:g}" for v in scales))
 
 
 def evaluate(model, data, split, out, *flags):
@@ -174,6 +181,9 @@ def main(argv=None):
     parser.add_argument("--data", default=CAMVID, help="CamVid folder (SegNet layout)")
     parser.add_argument("--preset-dir", default=PRESET, help="the preset folder written")
     parser.add_argument("--size", default="x".join(map(str, SIZE)), help="int8 input HxW")
+    parser.add_argument("--scale", type=float, default=1.0,
+                        help="the float preset reads images at this scale (2 with --size "
+                        "720x960: a campaign trained with --scale-range 1.0,4.0)")  # fmt: skip
     parser.add_argument("--latency", action=argparse.BooleanOptionalAction, default=True,
                         help="time the int8 model (fastscnn benchmark)")  # fmt: skip
     parser.add_argument("--tta", action=argparse.BooleanOptionalAction, default=True,
@@ -189,6 +199,13 @@ def main(argv=None):
     check_run(parser, "--run", run)
     check_run(parser, "--holdout-run", holdout_run)
     size = tuple(int(v) for v in args.size.split("x"))
+    scale = args.scale
+    if not scale > 0:
+        parser.error(f"--scale {scale}: must be positive")
+    # The files are read by path, so their figures take the preset's scale explicitly.
+    at_scale = scaled([1], scale) if scale != 1 else ()
+    tta_scales = [float(v) for v in TTA[1].split(",")]
+    tta_flags = (*scaled(tta_scales, scale), *TTA[2:])
     config, steps, seconds = training_record(run)
     holdout_config, holdout_steps, holdout_seconds = training_record(holdout_run)
     if holdout_steps != steps:
@@ -214,14 +231,16 @@ def main(argv=None):
         # Calibrated without the held-out sequence too: not even its pixels are seen.
         export_int8(holdout_model, args.data, size, holdout_int8, f"train[-{HOLDOUT}]+val")
         split = f"train[{HOLDOUT}]"
-        new_float = evaluate(holdout_model, args.data, split, os.path.join(scratch, "hf"))
+        new_float = evaluate(
+            holdout_model, args.data, split, os.path.join(scratch, "hf"), *at_scale
+        )
         new_int8 = evaluate(holdout_int8, args.data, split, os.path.join(scratch, "hq"))
         tta = (
-            evaluate(holdout_model, args.data, split, os.path.join(scratch, "ht"), *TTA)
+            evaluate(holdout_model, args.data, split, os.path.join(scratch, "ht"), *tta_flags)
             if args.tta
             else None
         )
-        val_float = evaluate(keras_path, args.data, "val", os.path.join(scratch, "vf"))
+        val_float = evaluate(keras_path, args.data, "val", os.path.join(scratch, "vf"), *at_scale)
         val_int8 = evaluate(int8_path, args.data, "val", os.path.join(scratch, "vq"))
         bench = latency(int8_path, args.data, os.path.join(scratch, "b")) if args.latency else None
     h, w = size
@@ -236,6 +255,7 @@ def main(argv=None):
         ),
         "float": round(100 * new_float["miou"], 2),
         "int8": round(100 * new_int8["miou"], 2),
+        **({"scale": scale} if scale != 1 else {}),
     }
     write_json(os.path.join(preset, "preset.json"), info)
 
@@ -250,7 +270,8 @@ def main(argv=None):
         "holdout_hours": round(holdout_seconds / 3600, 2),
         "holdout_float": info["float"],
         "holdout_int8": info["int8"],
-        **({"holdout_tta": round(100 * tta["miou"], 2), "tta": " ".join(TTA)} if tta else {}),
+        **({"scale": scale} if scale != 1 else {}),
+        **({"holdout_tta": round(100 * tta["miou"], 2), "tta": " ".join(tta_flags)} if tta else {}),
         "command": command_of(config, config["split"], config["val_split"]),
         "holdout_command": command_of(
             holdout_config, holdout_config["split"], holdout_config["val_split"]
@@ -283,6 +304,17 @@ def main(argv=None):
         date=datetime.date.today().isoformat(),
         size_keras=os.path.getsize(keras_path) / 1e6,
         size_int8=os.path.getsize(int8_path) / 1e6,
+        size="x".join(map(str, size)),
+        reads=(
+            f"; reads every image at {scale:g}x its size (`preset.json` `scale`), as it was "
+            f"trained: 360x480 frames at {h}x{w}"
+            if scale != 1
+            else ""
+        ),
+        seen=f", seen at {h}x{w}" if scale != 1 else "",
+        at_scale=" " + " ".join(at_scale) if at_scale else "",
+        relative=f" (relative to the preset's {scale:g}x)" if scale != 1 else "",
+        passes=2 * sum(v * v for v in tta_scales),
     )
     write_text_atomic(os.path.join(preset, "MODEL_CARD.md"), card)
     print(f"preset written to {preset}: {HOLDOUT} (held out) mIoU float {info['float']:.2f}, "
@@ -310,8 +342,8 @@ scenes, shipped in the package: `FastSCNN.from_preset("camvid")`, `--model camvi
 
 | file | what | size |
 |---|---|---:|
-| `camvid.keras` | float32 Keras, RGB in [0, 255], any size | {size_keras:.1f} MB |
-| `camvid_int8.tflite` | int8: uint8 RGB 360x480 in, uint8 class mask out | {size_int8:.1f} MB |
+| `camvid.keras` | float32 Keras, RGB in [0, 255], any size{reads} | {size_keras:.1f} MB |
+| `camvid_int8.tflite` | int8: uint8 RGB {size} in, uint8 class mask out | {size_int8:.1f} MB |
 | `labels.txt` | the 11 class names and display colours | |
 | `config.json` | the last training cycle's full configuration | |
 | `campaign.json` | every training cycle: command, steps, wall time, held-out figure | |
@@ -359,20 +391,20 @@ momentum 0.9, lr 0.045 poly 0.9, weight decay 4e-5, batch 8, no ImageNet pre-tra
 The previous preset (3,600 steps on train only, epoch selected on val) scored 48.27 float and
 48.09 int8 there.
 
-**Sequence {holdout} held out** (101 frames at 360x480, void ignored): the held-out chain's
-last checkpoint, float and its int8 export, never trained on these frames, nothing selected:
+**Sequence {holdout} held out** (101 frames at 360x480{seen}, void ignored): the held-out
+chain's last checkpoint, float and its int8 export at {size}, never trained on these frames,
+nothing selected:
 
     fastscnn evaluate --model fastscnn_tf/presets/camvid/campaign/holdout-{holdout}.keras \\
-        --dataset folder:../shared/data/camvid --split "train[{holdout}]"
+        --dataset folder:../shared/data/camvid --split "train[{holdout}]"{at_scale}
 
 | {holdout} (held out) | mIoU | {head} |
 {rule}
 {holdout_rows}
 
-int8 minus float: {int8_delta:+.2f} points here. The last row averages the class
-probabilities over four scales and their mirror images (18 times the pixels of one pass; for
-offline use, `fastscnn evaluate|predict {tta}`); one pass at 1.5x, such
-as an int8 export at 540x720 fed 360x480 frames, is the cheap middle way (docs/accuracy.md).
+int8 minus float: {int8_delta:+.2f} points here. The last row, if any, averages the class
+probabilities over four scales{relative} and their mirror images ({passes:.0f} times the pixels of
+one pass; for offline use, `fastscnn evaluate|predict --model camvid {tta}`).
 
 ## On frames it trained on (CamVid val, 0016E5)
 
@@ -385,7 +417,7 @@ check that the int8 export keeps the float model's masks ({val_delta:+.2f} point
 {rule}
 {val_rows}
 
-## Latency of the int8 model (360x480, LiteRT with XNNPACK, this 2-core CPU)
+## Latency of the int8 model ({size}, LiteRT with XNNPACK, this 2-core CPU)
 
 On the first CamVid val photo (the exact mask head's cost follows the scene).
 

@@ -292,7 +292,9 @@ def from_preset(name, num_classes=None, *, aux=False, aux2=False):
 
     With another `num_classes`, or aux heads for training, the network is built for them and
     every layer that fits is loaded: only the classifier (and the aux heads) start fresh, as
-    keras-hub's `from_preset(..., num_classes=)` does.
+    keras-hub's `from_preset(..., num_classes=)` does. A preset trained for frames larger than
+    its data's (`presets.info(name)["scale"]`, 2 for `camvid`) expects images at that scale:
+    resize them first, or let `runtime.load_runtime(name)` do it.
 
     Example:
         >>> model = FastSCNN.from_preset("camvid")                    # 11 CamVid classes

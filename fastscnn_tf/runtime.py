@@ -6,7 +6,8 @@ go in as uint8 RGB `(N, H, W, 3)` at any size; class maps come back at the image
 Where the model has a static input size, images are resized to it (bilinear) and the output
 back to the image size (logits bilinear then argmax; a class-mask output nearest).
 `segment(images, scales=..., flip=True)` averages class probabilities over rescaled and
-mirrored images (test-time augmentation) for models that output scores.
+mirrored images (test-time augmentation) for models that output scores. A float preset trained
+for frames larger than its data's (`preset.json` `"scale"`) sees every image at that scale.
 """
 
 import os
@@ -80,23 +81,32 @@ class Runtime:
         num_classes: number of classes the model predicts.
         labels: the model's `LabelSet` (`labels.labels_for`), or None.
         output_kind: "logits", "probabilities" or "mask" (TFLite); "logits" for Keras.
+        input_scale: a dynamic model sees every image at this many times its size (a preset
+            trained at 2x its data's size says 2); `scales` are relative to it. 1 for a
+            static-size model, whose input size says it.
     """
 
     kind = ""
 
-    def __init__(self, path, input_size, num_classes, output_kind):
+    def __init__(self, path, input_size, num_classes, output_kind, input_scale=1.0):
         self.path = str(path)
         self.input_size = input_size
         self.num_classes = int(num_classes)
         self.output_kind = output_kind
+        if not input_scale > 0 or (input_size is not None and input_scale != 1.0):
+            raise ValueError(
+                f"{path}: input_scale={input_scale} needs a model of any input size and a "
+                "positive scale."
+            )
+        self.input_scale = float(input_scale)
         self.labels = labels_lib.labels_for(path, self.num_classes)
 
     def _model_size(self, images):
         if self.input_size is not None:
             return self.input_size
-        h, w = images.shape[1:3]
-        check_size((h, w), "image")  # the model runs at the image's own size
-        return (h, w)
+        size = scaled_size(images.shape[1:3], self.input_scale)
+        check_size(size, "image")  # the model runs at the image's own size (times input_scale)
+        return size
 
     def _run(self, images):
         """uint8 images at the model's input size -> raw output (scores or mask)."""
@@ -153,8 +163,10 @@ class Runtime:
         views = [(images, False)] + ([(images[:, :, ::-1], True)] if flip else [])
         total = 0.0
         for scale in scales:
-            seen = size if self.input_size is None else self.input_size
-            seen = scaled_size(seen, scale)
+            if self.input_size is None:
+                seen = scaled_size(size, scale * self.input_scale)
+            else:
+                seen = scaled_size(self.input_size, scale)
             check_size(seen, f"image at scale {scale:g}")
             for view, mirrored in views:
                 scores = resize_scores(self._run(_resize_images(view, seen)), size)
@@ -167,7 +179,7 @@ class Runtime:
 class KerasRuntime(Runtime):
     kind = "keras"
 
-    def __init__(self, path, model=None):
+    def __init__(self, path, model=None, input_scale=1.0):
         if model is None:
             # The one .keras loader: its errors say what is wrong with the file.
             model = load_keras_model(path)
@@ -175,7 +187,7 @@ class KerasRuntime(Runtime):
         output = model.outputs[0]
         h, w = model.inputs[0].shape[1:3]
         input_size = (int(h), int(w)) if h is not None and w is not None else None
-        super().__init__(path, input_size, output.shape[-1], "logits")
+        super().__init__(path, input_size, output.shape[-1], "logits", input_scale)
         # One graph for every size: a graph frees each activation after its last use, where
         # an eager call holds them all (half the peak memory on a large photo).
         self._forward = tf.function(
@@ -278,11 +290,12 @@ def load_runtime(path, num_threads=None):
         path: the model file, or a preset name (`camvid`, `camvid:int8`; see `presets`).
         num_threads: interpreter threads for TFLite (None: LiteRT's default); ignored for Keras.
     """
+    input_scale = presets.input_scale(path)
     path = str(presets.resolve_model(path))
     kind = KINDS.get(os.path.splitext(path)[1].lower())
     if kind is None:
         raise ValueError(f"{path}: unknown model type; expected a .keras or .tflite file.")
     check_input_file(path, "model file")  # missing, or a directory
     if kind == "keras":
-        return KerasRuntime(path)
+        return KerasRuntime(path, input_scale=input_scale)
     return TFLiteRuntime(path, num_threads=num_threads)

@@ -8,6 +8,7 @@ import json
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from PIL import Image
 
 from helpers import ROOT, load_script, write_tiny_camvid
@@ -16,14 +17,19 @@ pytestmark = pytest.mark.slow
 STEMS = {"train": ["0001TP_1", "0006R0_1", "0006R0_2", "0016E5_1"], "val": ["0016E5_9"]}
 
 
-def _miou(model_path, root, stems):
-    """mIoU of a .keras model on images of `root/train`, in numpy (void 11 ignored)."""
+def _miou(model_path, root, stems, scale=1):
+    """mIoU of a .keras model on images of `root/train`, in numpy (void 11 ignored); at
+    `scale`, each image is resized bilinearly (to uint8) and the logits back."""
     model = keras.models.load_model(model_path, compile=False)
     confusion = np.zeros((11, 11), np.int64)
     for stem in stems:
         image = np.asarray(Image.open(root / "train" / f"{stem}.png"), np.float32)[None]
-        mask = np.asarray(Image.open(root / "trainannot" / f"{stem}.png")).ravel()
-        predicted = np.argmax(model.predict(image, verbose=0)[0], -1).ravel()
+        mask = np.asarray(Image.open(root / "trainannot" / f"{stem}.png"))
+        h, w = mask.shape
+        if scale != 1:
+            image = np.clip(np.round(tf.image.resize(image, (h * scale, w * scale))), 0, 255)
+        logits = tf.image.resize(model.predict(image, verbose=0), (h, w))[0]
+        predicted, mask = np.argmax(logits, -1).ravel(), mask.ravel()
         keep = mask < 11
         np.add.at(confusion, (mask[keep], predicted[keep]), 1)
     union = confusion.sum(0) + confusion.sum(1) - np.diag(confusion)
@@ -66,14 +72,25 @@ def test_two_cycles_ship_a_preset_and_continue_from_it(tmp_path, monkeypatch):
     assert 0 <= cycle["holdout_tta"] <= 100 and cycle["tta"] == "--scales 1,1.25,1.5,2 --flip"
     assert "| float, `--scales 1,1.25,1.5,2 --flip` |" in (preset / "MODEL_CARD.md").read_text()
 
-    # Cycle 2 starts each chain from what cycle 1 left in the preset folder, seed 1.
-    assert campaign.main([*common, "--out", str(tmp_path / "c2"), "--no-ship",
+    # Cycle 2 starts each chain from what cycle 1 left in the preset folder, seed 1, trains
+    # for frames at twice the size and ships a preset that reads images at 2x.
+    ship = "--size 128x192 --scale 2 --no-latency --no-golden --no-tta"
+    assert campaign.main([*common, "--out", str(tmp_path / "c2"), "--ship-args", ship,
                           "--scale-range", "1.0,4.0"]) == 0  # fmt: skip
     for chain, start in (("preset", "camvid.keras"),
                          ("holdout", "campaign/holdout-0006R0.keras")):  # fmt: skip
         config = json.loads((tmp_path / "c2" / chain / "config.json").read_text())
         assert config["init_from"] == str(preset / start) and config["seed"] == 1
         assert config["scale_range"] == [1.0, 4.0]
+    info = json.loads((preset / "preset.json").read_text())
+    assert info["scale"] == 2 and info["input_size"] == [128, 192]
+    cycles = json.loads((preset / "campaign.json").read_text())["cycles"]
+    assert [c["cycle"] for c in cycles] == [1, 2] and cycles[1]["scale"] == 2
+    held_out = _miou(preset / "campaign" / "holdout-0006R0.keras", tmp_path / "camvid",
+                     ["0006R0_1", "0006R0_2"], scale=2)  # fmt: skip
+    assert info["float"] == pytest.approx(100 * held_out, abs=0.01)
+    card = (preset / "MODEL_CARD.md").read_text()
+    assert "reads every image at 2x its size" in card and '"train[0006R0]" --scales 2' in card
 
 
 def test_cycles_recorded_before_the_crop_field_name_it_in_their_command():

@@ -63,8 +63,13 @@ def test_from_preset_float_agrees_with_the_int8_model_on_a_street_photo():
     from ai_edge_litert.interpreter import Interpreter
 
     model = fastscnn_tf.FastSCNN.from_preset("camvid")
-    image = np.asarray(Image.open(_sample()).convert("RGB"))
-    assert image.shape == (360, 480, 3)
+    info = presets.info("camvid")
+    photo = Image.open(_sample()).convert("RGB")
+    assert photo.size == (480, 360)
+    # Both read the photo at the preset's scale: the int8 model's input size is that size.
+    h, w = info["input_size"]
+    assert (h, w) == (round(360 * info.get("scale", 1)), round(480 * info.get("scale", 1)))
+    image = np.asarray(photo.resize((w, h), Image.BILINEAR))
     float_classes = np.argmax(model.predict(image[None].astype("float32"), verbose=0)[0], -1)
 
     interpreter = Interpreter(model_path=presets.path("camvid", "int8"))
@@ -72,7 +77,7 @@ def test_from_preset_float_agrees_with_the_int8_model_on_a_street_photo():
     interpreter.set_tensor(interpreter.get_input_details()[0]["index"], image[None])
     interpreter.invoke()
     mask = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])[0]
-    assert mask.shape == (360, 480) and model.output_shape[-1] == 11
+    assert mask.shape == (h, w) and model.output_shape[-1] == 11
     assert np.mean(mask == float_classes) > 0.95
     # A street scene: road (3) and building (1) are both found.
     assert {1, 3} <= set(np.unique(float_classes).tolist())
@@ -92,7 +97,9 @@ def test_presets_command_and_evaluate_by_name(tmp_path, capsys):
     assert "camvid" in capsys.readouterr().out
     assert cli.main(["presets", "--json"]) == 0
     listed = json.loads(capsys.readouterr().out)
-    assert listed[0]["num_classes"] == 11 and listed[0]["input_size"] == [360, 480]
+    scale = listed[0].get("scale", 1)  # the int8 model reads CamVid's frames at that scale
+    assert listed[0]["num_classes"] == 11
+    assert listed[0]["input_size"] == [round(360 * scale), round(480 * scale)]
 
     # A small folder in CamVid's layout (11 classes, void 11), made here.
     rng = np.random.default_rng(0)

@@ -1,3 +1,4 @@
+import json
 import pathlib
 
 import numpy as np
@@ -6,6 +7,7 @@ import tensorflow as tf
 from PIL import Image
 
 from fastscnn_tf import labels as labels_lib
+from fastscnn_tf import presets
 from fastscnn_tf.model import FastSCNN
 from fastscnn_tf.modelfile import load_keras_model
 from fastscnn_tf.runtime import load_runtime
@@ -126,7 +128,9 @@ def test_multi_scale_and_flip_average_probabilities():
     runtime = load_runtime("camvid")
     with Image.open(SAMPLES / "0016E5_07959.jpg") as photo:
         image = np.asarray(photo.convert("RGB").resize((96, 72), Image.BILINEAR))[None]
-    expected = _averaged_by_hand(runtime.model, image, (1.0, 1.5), flip=True)
+    # Scales are relative to the size the preset reads images at (its "scale", 2 for camvid).
+    seen = tuple(scale * runtime.input_scale for scale in (1.0, 1.5))
+    expected = _averaged_by_hand(runtime.model, image, seen, flip=True)
     got = runtime.probabilities(image, scales=(1, 1.5), flip=True)
     assert got.shape == (1, 72, 96, 11) and got.dtype == np.float32
     np.testing.assert_allclose(got, expected, atol=1e-5)
@@ -139,6 +143,45 @@ def test_multi_scale_and_flip_average_probabilities():
     assert np.mean(mirrored[:, :, ::-1] == classes) > 0.999
     # One scale of 1 without flips is the plain pass.
     np.testing.assert_array_equal(runtime.segment(image, scales=[1.0]), runtime.segment(image))
+
+
+def test_a_preset_trained_at_twice_its_data_size_reads_images_at_that_scale(
+    dynamic_model_path, tmp_path, monkeypatch
+):
+    path, model = dynamic_model_path
+    folder = tmp_path / "street"
+    folder.mkdir()
+    (folder / "street.keras").write_bytes(path.read_bytes())
+    info = {"description": "test", "num_classes": 5, "input_size": [64, 96], "scale": 2,
+            "files": {"float": "street.keras", "int8": "street_int8.tflite"},
+            "metric": "none", "float": 0.0, "int8": 0.0}  # fmt: skip
+    (folder / "preset.json").write_text(json.dumps(info))
+    monkeypatch.setattr(presets, "ROOT", str(tmp_path))
+    assert presets.input_scale("street") == 2.0
+    assert presets.input_scale("street:int8") == 1.0  # its input size says it
+    assert presets.input_scale(str(folder / "street.keras")) == 1.0  # a path is read as it is
+    assert "float: images at 2x" in presets.describe()
+
+    runtime = load_runtime("street")
+    assert runtime.input_scale == 2.0
+    images = _images(2, 32, 48, seed=3)
+    # By hand: the images at 64x96 (bilinear, rounded to uint8), the logits back at 32x48.
+    seen = np.clip(np.round(tf.image.resize(images.astype("float32"), (64, 96)).numpy()), 0, 255)
+    logits = tf.image.resize(model(seen), (32, 48)).numpy()
+    classes = runtime.segment(images)
+    assert classes.shape == (2, 32, 48)
+    assert np.mean(classes == np.argmax(logits, -1)) > 0.999
+    assert runtime.logits(images).shape[1:3] == (64, 96)  # its own resolution
+    expected = _averaged_by_hand(model, images, (2.0, 3.0), flip=False)
+    np.testing.assert_allclose(runtime.probabilities(images, scales=(1, 1.5)), expected, atol=1e-5)
+
+
+def test_input_scale_needs_a_model_of_any_size(tmp_path):
+    from fastscnn_tf.runtime import KerasRuntime
+
+    model = FastSCNN(3, input_shape=(64, 64, 3))
+    with pytest.raises(ValueError, match="input_scale=2 needs a model of any input size"):
+        KerasRuntime(str(tmp_path / "static.keras"), model=model, input_scale=2)
 
 
 def test_augmentation_errors_name_what_is_wrong(tmp_path):

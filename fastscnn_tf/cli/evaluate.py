@@ -76,6 +76,8 @@ def run_evaluation(config):
     scores = evaluation.report(confusion, count, names)
     augmentation = f", scales {','.join(f'{v:g}' for v in scales)}" if scales != (1.0,) else ""
     augmentation += ", with flips" if config.flip else ""
+    if runtime.input_scale != 1.0:  # a preset trained at 2x its data's size
+        augmentation += f", images read at {runtime.input_scale:g}x"
     print(f"{config.model} on {source.name}{augmentation}: {count} images in {seconds:.1f} s")
     print(evaluation.format_table(scores))
 
@@ -95,6 +97,7 @@ def run_evaluation(config):
         "split": config.split,
         "images": count,
         "scales": list(scales),
+        "input_scale": runtime.input_scale,
         "flip": config.flip,
         "seconds": round(seconds, 2),
         "miou": scores["miou"],

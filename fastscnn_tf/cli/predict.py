@@ -242,7 +242,9 @@ def predict_file(
         print(f"note: {note}")
     with photo:
         width, height = photo.size
-        small = network_size((height, width), max_size, MIN_INPUT_SIZE)
+        # --max-size bounds what the network sees, so a preset read at 2x takes half of it.
+        limit = max_size and max(MIN_INPUT_SIZE, round(max_size / runtime.input_scale))
+        small = network_size((height, width), limit, MIN_INPUT_SIZE)
         seen = photo if small == (height, width) else photo.resize(small[::-1], Image.BILINEAR)
         try:
             classes = runtime.segment(np.asarray(seen, np.uint8)[None], scales, flip)[0]
@@ -312,6 +314,8 @@ def run(config):
     scales = check_augmentation(runtime, config.scales, config.flip)
     labels = runtime.labels or labels_lib.generic(runtime.num_classes)
     size = "any size" if runtime.input_size is None else "x".join(map(str, runtime.input_size))
+    if runtime.input_scale != 1.0:
+        size += f", images read at {runtime.input_scale:g}x"
     shown = runtime.path if runtime.path == config.model else f"{config.model}: {runtime.path}"
     print(f"{runtime.kind} model {shown} ({size} input, {runtime.num_classes} classes)")
     failures = []

@@ -2,8 +2,11 @@
 
 A preset is a folder beside this file holding `preset.json` (what `fastscnn presets` lists),
 the float `model.keras` (any input size), its int8 `.tflite` export (uint8 image in, class
-mask out), `labels.txt` and `MODEL_CARD.md`. Wherever a command takes `--model`, `NAME` means
-the preset's float model and `NAME:int8` its int8 one; a path has a `/` (`./camvid`).
+mask out), `labels.txt` and `MODEL_CARD.md`. A preset trained for frames larger than its
+data's says so in `"scale"` (2: CamVid's 360x480 frames seen at 720x960): its float model
+then reads every image at that scale, and its int8 model's input size already is one.
+Wherever a command takes `--model`, `NAME` means the preset's float model and `NAME:int8` its
+int8 one; a path has a `/` (`./camvid`).
 """
 
 import json
@@ -82,14 +85,25 @@ def resolve_model(value, kind="float"):
     return path(name, chosen or kind)
 
 
+def input_scale(value):
+    """The scale at which the model `value` names sees images: a float preset's `"scale"`
+    (default 1); 1 for its int8 model (its input size says it) and for any path."""
+    preset = split_name(value)
+    if preset is None or (preset[1] or "float") != "float":
+        return 1.0
+    return float(info(preset[0]).get("scale", 1.0))
+
+
 def describe():
     """One line per preset, for `fastscnn presets`."""
     lines = []
     for name in names():
         preset = info(name)
         h, w = preset["input_size"]
+        scale = preset.get("scale", 1.0)
+        seen = f" (float: images at {scale:g}x)" if scale != 1.0 else ""
         lines.append(
-            f"{name:<10} {preset['num_classes']} classes, int8 at {h}x{w}; "
+            f"{name:<10} {preset['num_classes']} classes, int8 at {h}x{w}{seen}; "
             f"{preset['metric']}: {preset['float']:.2f} float, {preset['int8']:.2f} int8 "
             f"-- {preset['description']}\n"
             f"{'':<10} files: {preset['dir']}"
