@@ -6,8 +6,8 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from fastscnn_tf import cli, presets
 from fastscnn_tf import labels as labels_lib
-from fastscnn_tf import presets
 from fastscnn_tf.model import FastSCNN
 from fastscnn_tf.modelfile import load_keras_model
 from fastscnn_tf.runtime import load_runtime
@@ -146,7 +146,7 @@ def test_multi_scale_and_flip_average_probabilities():
 
 
 def test_a_preset_trained_at_twice_its_data_size_reads_images_at_that_scale(
-    dynamic_model_path, tmp_path, monkeypatch
+    dynamic_model_path, tmp_path, monkeypatch, capsys
 ):
     path, model = dynamic_model_path
     folder = tmp_path / "street"
@@ -174,6 +174,13 @@ def test_a_preset_trained_at_twice_its_data_size_reads_images_at_that_scale(
     assert runtime.logits(images).shape[1:3] == (64, 96)  # its own resolution
     expected = _averaged_by_hand(model, images, (2.0, 3.0), flip=False)
     np.testing.assert_allclose(runtime.probabilities(images, scales=(1, 1.5)), expected, atol=1e-5)
+
+    # Exporting it by name says at what size to export it for the frames it will see.
+    output = tmp_path / "street_64x96.tflite"
+    argv = ["export", "street", "--size", "64x96", "--precision", "float32", "--output", output]
+    assert cli.main([str(v) for v in argv]) == 0 and output.is_file()
+    printed = capsys.readouterr().out
+    assert "reads images at 2x their size" in printed and "64x96 suits 32x48 frames" in printed
 
 
 def test_input_scale_needs_a_model_of_any_size(tmp_path):

@@ -71,6 +71,14 @@ class ExportConfig:
 
 
 def run(config):
+    scale = presets.input_scale(config.model)
+    if scale != 1.0:  # the int8 model's input size is where the scale lives
+        print(
+            f"note: preset {config.model} reads images at {scale:g}x their size: export it at "
+            f"{scale:g}x the size of the frames it will see (--size {config.size[0]}x"
+            f"{config.size[1]} suits {round(config.size[0] / scale)}x"
+            f"{round(config.size[1] / scale)} frames)"
+        )
     config = dataclasses.replace(config, model=presets.resolve_model(config.model))
     spec = ExportSpec(
         config.size, config.precision, config.output_kind, config.output_stride, config.mask_stride
