@@ -1,7 +1,10 @@
 """One cycle of the CamVid preset's training campaign: two chains side by side, then ship.
 
-    python benchmarks/camvid_campaign.py --steps 6000                 # the next cycle
+    python benchmarks/camvid_campaign.py --steps 2500                 # the next cycle
     python benchmarks/camvid_campaign.py --steps 6000 --from-scratch  # cycle 1 of a campaign
+
+A cycle goes on with the last cycle's crop and random scale unless told otherwise; a scale
+range of 1.0,4.0 (the recipe's 0.5-2 for frames at 2x) ships a preset read at 2x.
 
 Long training is split into cycles that fit a sitting on a 2-core machine, because run folders
 do not outlive a sitting and commits do (issue #22). Each cycle trains, in parallel:
@@ -62,14 +65,36 @@ def train_command(args, chain, seed, init_from):
     return command
 
 
+def recipe_defaults(cycles, crop, scale_range):
+    """`--crop` and `--scale-range` of this cycle: as given, else the last cycle's (a campaign
+    goes on with its recipe), else the recipe's 320x320 and 0.5,2.0."""
+    if cycles:
+        crop = crop or camvid_preset.cycle_crop(cycles[-1])
+        scale_range = scale_range or camvid_preset.command_option(cycles[-1], "--scale-range")
+    return crop or "320x320", scale_range or "0.5,2.0"
+
+
+def ship_options(scale_range, ship_args):
+    """`camvid_preset.py` options: `ship_args`, plus `--scale S --size HxW` where the random
+    scale is the recipe's 0.5-2 times S (1.0,4.0: S = 2, 720x960) and `ship_args` name
+    neither, so that the preset reads images at the size it was trained for."""
+    scale = float(scale_range.split(",")[1]) / 2.0
+    if scale == 1.0 or {"--scale", "--size"} & {a.split("=")[0] for a in ship_args}:
+        return list(ship_args)
+    h, w = (round(side * scale) for side in camvid_preset.SIZE)
+    return [*ship_args, "--scale", f"{scale:g}", "--size", f"{h}x{w}"]
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--steps", type=int, default=6000, help="steps of this cycle")
     parser.add_argument("--steps-per-epoch", type=int, default=100)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--crop", default="320x320")
-    parser.add_argument("--scale-range", default="0.5,2.0",
-                        help="random scale LO,HI (1,4: the recipe's 0.5-2 at 2x size)")  # fmt: skip
+    parser.add_argument("--crop", help="crop HxW (default: the last cycle's, else 320x320)")
+    parser.add_argument("--scale-range",
+                        help="random scale LO,HI (default: the last cycle's, else 0.5,2.0); "
+                        "1.0,4.0 is the recipe's 0.5-2 for frames at 2x, and the preset is "
+                        "then shipped read at 2x (int8 at 720x960)")  # fmt: skip
     parser.add_argument("--seed", type=int, help="seed of both chains (default: cycle - 1)")
     parser.add_argument("--from-scratch", action="store_true", help="cycle 1: no --init-from")
     parser.add_argument("--out", default="runs/campaign", help="folder of the two runs")
@@ -91,6 +116,10 @@ def main(argv=None):
         parser.error(f"{holdout_model} is missing: the held-out chain cannot go on")
     cycle = len(cycles) + 1 if continuing else 1
     out = os.path.join(ROOT, args.out)
+    args.crop, args.scale_range = recipe_defaults(
+        cycles if continuing else [], args.crop, args.scale_range
+    )
+    ship_args = ship_options(args.scale_range, shlex.split(args.ship_args))
 
     processes = {}
     for chain in CHAINS:
@@ -117,7 +146,7 @@ def main(argv=None):
     return camvid_preset.main([
         "--run", os.path.join(args.out, "preset"), "--holdout-run",
         os.path.join(args.out, "holdout"), "--cycle", str(cycle), "--data", args.data,
-        "--preset-dir", args.preset_dir, *shlex.split(args.ship_args),
+        "--preset-dir", args.preset_dir, *ship_args,
     ])  # fmt: skip
 
 

@@ -93,6 +93,24 @@ def test_two_cycles_ship_a_preset_and_continue_from_it(tmp_path, monkeypatch):
     assert "reads every image at 2x its size" in card and '"train[0006R0]" --scales 2' in card
 
 
+def test_a_cycle_goes_on_with_the_last_recipe_and_ships_at_the_scale_it_trained_for(
+    monkeypatch,
+):
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    campaign = load_script("benchmarks/camvid_campaign.py")
+    last = {"command": "fastscnn train --crop 360x480 --scale-range 1.0,4.0 --seed 3"}
+    assert campaign.recipe_defaults([last], None, None) == ("360x480", "1.0,4.0")
+    assert campaign.recipe_defaults([last], "320x320", "0.5,2.0") == ("320x320", "0.5,2.0")
+    assert campaign.recipe_defaults([], None, None) == ("320x320", "0.5,2.0")
+    assert campaign.ship_options("1.0,4.0", []) == ["--scale", "2", "--size", "720x960"]
+    assert campaign.ship_options("0.75,3.0", ["--no-tta"]) == [
+        "--no-tta", "--scale", "1.5", "--size", "540x720"
+    ]  # fmt: skip
+    assert campaign.ship_options("0.5,2.0", ["--no-tta"]) == ["--no-tta"]
+    given = ["--size", "128x192", "--scale", "2"]  # given: kept as it is
+    assert campaign.ship_options("1.0,4.0", given) == given
+
+
 def test_cycles_recorded_before_the_crop_field_name_it_in_their_command():
     preset = load_script("benchmarks/camvid_preset.py")
     old = {"command": "fastscnn train --batch-size 8 --crop 320x320 --aux2"}
