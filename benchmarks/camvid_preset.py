@@ -336,7 +336,7 @@ CARD = """\
 Fast-SCNN (Poudel, Liwicki, Cipolla, BMVC 2019) trained here from scratch on CamVid street
 scenes, shipped in the package: `FastSCNN.from_preset("camvid")`, `--model camvid` (float) or
 `--model camvid:int8` in every command. Written by `python benchmarks/camvid_preset.py` on
-{date}, which measured every figure below on a {cpu}.
+{date}, which measured every figure below on this CPU: {cpu}.
 
 ## Files
 
