@@ -15,7 +15,7 @@ from fastscnn_tf import modelfile
 from helpers import load_script
 
 check = load_script("tflite/arm64/check.py")
-SIZE = (360, 480)  # the preset's input: every model takes the same decoded images
+SIZE = check.PRESET_SIZE  # the preset's input: every model takes the same decoded images
 SMALL = (64, 96)
 
 

@@ -18,6 +18,7 @@ lists each model's operators with their versions: what the app's runtime must su
 
 import argparse
 import dataclasses
+import json
 import os
 import platform
 import subprocess
@@ -35,6 +36,9 @@ MASKS_SCRIPT = HERE / "masks.py"
 CPUS = ("cortex-a53", "cortex-a76", "cortex-a710", "max")
 APP_LITERT = "1.4.0"  # the Python build of the LiteRT 1.4.1 that android_demo pins
 PRESET = REPO / "fastscnn_tf" / "presets" / "camvid" / "camvid_int8.tflite"
+# The shipped int8 model's input (720x960 since it reads CamVid frames at 2x): every model is
+# compared at it, so that all take the same decoded images.
+PRESET_SIZE = tuple(json.loads((PRESET.parent / "preset.json").read_text())["input_size"])
 # Every exported variant the CLI makes, as export_tflite keywords (name: options).
 VARIANTS = {
     "int8_mask": dict(precision="int8"),
@@ -193,7 +197,7 @@ def main(argv=None):
     from fastscnn_tf import modelfile, tflog
 
     tflog.quiet()
-    size = (360, 480)  # the preset's input, so every model takes the same decoded images
+    size = PRESET_SIZE
     images = synthetic_images(args.images, size)
     with tempfile.TemporaryDirectory() as folder:
         model = modelfile.load_keras_model(PRESET.parent / "camvid.keras")
