@@ -129,6 +129,18 @@ def test_make_golden_writes_what_the_kotlin_tests_read(tmp_path):
     with open(GOLDEN_MODEL, "rb") as f:
         assert (out / android.GOLDEN_MODEL).read_bytes() == f.read()
 
+    # A refresh of vectors written unpacked before removes the old files; a folder that holds
+    # no vectors of this command's (no meta.json) keeps a file of the same name.
+    (out / "output.bin").write_bytes(b"old")
+    model = out.parent / "export" / "model_int8_mask.tflite"  # model_dir's copy above
+    android.make_golden(model, image, out, frame_size=(45, 60))
+    assert not (out / "output.bin").exists() and (out / "output.bin.gz").is_file()
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "output.bin").write_bytes(b"mine")
+    android.make_golden(model, image, other, frame_size=(45, 60))
+    assert (other / "output.bin").read_bytes() == b"mine"
+
 
 @needs_model
 def test_copy_assets_puts_model_and_labels_in_place(tmp_path):

@@ -194,12 +194,13 @@ def make_golden(
         "class_map": class_map.astype(np.uint8),
         "overlay_argb": overlay.astype(">u4"),
     }
+    refreshed = os.path.isfile(os.path.join(out_dir, "meta.json"))  # vectors written before
     for name, array in vectors.items():
         # mtime=0: the same vectors give the same bytes, so a refresh changes only what changed
         packed = gzip.compress(array.tobytes(), compresslevel=9, mtime=0)
         write_bytes_atomic(os.path.join(out_dir, f"{name}.bin.gz"), packed)
-        stale = os.path.join(out_dir, f"{name}.bin")  # written before the vectors were packed
-        if os.path.isfile(stale):
+        stale = os.path.join(out_dir, f"{name}.bin")  # this command's unpacked vectors of old
+        if refreshed and os.path.isfile(stale):
             os.remove(stale)
     shutil.copyfile(labels_path, os.path.join(out_dir, ASSET_LABELS))
     copied = os.path.join(out_dir, GOLDEN_MODEL)
