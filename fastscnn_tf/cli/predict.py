@@ -314,10 +314,9 @@ def run(config):
     scales = check_augmentation(runtime, config.scales, config.flip)
     labels = runtime.labels or labels_lib.generic(runtime.num_classes)
     size = "any size" if runtime.input_size is None else "x".join(map(str, runtime.input_size))
-    if runtime.input_scale != 1.0:
-        size += f", images read at {runtime.input_scale:g}x"
+    scale = f", images read at {runtime.input_scale:g}x" if runtime.input_scale != 1.0 else ""
     shown = runtime.path if runtime.path == config.model else f"{config.model}: {runtime.path}"
-    print(f"{runtime.kind} model {shown} ({size} input, {runtime.num_classes} classes)")
+    print(f"{runtime.kind} model {shown} ({size} input{scale}, {runtime.num_classes} classes)")
     failures = []
     for index, path in enumerate(paths, start=1):
         try:  # one bad photo does not stop the others; --out appears with the first output
